@@ -1,0 +1,2 @@
+import { createTracker } from '../lib'
+test('loads', () => { expect(typeof createTracker).toBe('function') })

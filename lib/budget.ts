@@ -1,0 +1,28 @@
+/**
+ * The memory cap: items and bytes held from acceptance until Koala answers
+ * (in buckets, waiting for a slot or a retry, or in flight). A call that does
+ * not fit is refused; nothing already accepted is pushed out for it.
+ */
+export class Budget {
+  items = 0
+  bytes = 0
+  readonly #maxItems: number
+  readonly #maxBytes: number
+
+  constructor (maxItems: number, maxBytes: number) {
+    this.#maxItems = maxItems
+    this.#maxBytes = maxBytes
+  }
+
+  tryTake (bytes: number): boolean {
+    if (this.items >= this.#maxItems || this.bytes + bytes > this.#maxBytes) return false
+    this.items++
+    this.bytes += bytes
+    return true
+  }
+
+  release (items: number, bytes: number): void {
+    this.items -= items
+    this.bytes -= bytes
+  }
+}

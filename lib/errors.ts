@@ -1,0 +1,96 @@
+/** Stable codes: match on these rather than on class or message. */
+export type KoalaErrorCode =
+  | 'KOALA_ERR_INVALID_OPTION'
+  | 'KOALA_ERR_INVALID_INPUT'
+  | 'KOALA_ERR_REFUSED'
+  | 'KOALA_ERR_DELIVERY'
+  | 'KOALA_ERR_INGEST_DISABLED'
+
+export class KoalaError extends Error {
+  readonly code: KoalaErrorCode
+  constructor (message: string, code: KoalaErrorCode, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A bad option given to createTracker(); thrown at construction. */
+export class ConfigError extends KoalaError {
+  readonly option: string
+  constructor (option: string, reason: string) {
+    super(`${option} ${reason}`, 'KOALA_ERR_INVALID_OPTION')
+    this.option = option
+  }
+}
+
+/** A call refused because its input is invalid. `field` names the culprit. */
+export class InputError extends KoalaError {
+  readonly field: string
+  readonly reason: string
+  readonly call: CallName
+  constructor (call: CallName, field: string, reason: string, options?: { cause?: unknown }) {
+    super(`${call}(): ${field} ${reason}`, 'KOALA_ERR_INVALID_INPUT', options)
+    this.call = call
+    this.field = field
+    this.reason = reason
+  }
+}
+
+export type CallName = 'track' | 'identify' | 'page' | 'trackAccount' | 'identifyAccount'
+
+export type RefusalReason = 'queue_full' | 'closed' | 'disabled'
+
+const REFUSAL_TEXT: Record<RefusalReason, string> = {
+  queue_full: 'the buffer is full (maxBufferedItems or maxBufferedBytes reached)',
+  closed: 'the tracker is closed',
+  disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)'
+}
+
+/** A valid call the tracker could not accept. */
+export class RefusedError extends KoalaError {
+  readonly reason: RefusalReason
+  readonly call: CallName
+  constructor (call: CallName, reason: RefusalReason) {
+    super(`${call}(): refused: ${REFUSAL_TEXT[reason]}`, 'KOALA_ERR_REFUSED')
+    this.call = call
+    this.reason = reason
+  }
+}
+
+export type FailureReason = 'rejected' | 'retry_exhausted' | 'disabled' | 'shutdown'
+
+/** Accepted items that will never be delivered. Reported, never thrown. */
+export class DeliveryError extends KoalaError {
+  readonly reason: FailureReason
+  readonly items: number
+  readonly attempts: number
+  readonly status: number | undefined
+  readonly body: string | undefined
+  constructor (message: string, info: { reason: FailureReason, items: number, attempts: number, status?: number, body?: string, cause?: unknown }) {
+    super(message, 'KOALA_ERR_DELIVERY', { cause: info.cause })
+    this.reason = info.reason
+    this.items = info.items
+    this.attempts = info.attempts
+    this.status = info.status
+    this.body = info.body
+  }
+}
+
+/** Koala refused the whole project (bad key, ingest suspended). Sending stops. */
+export class IngestDisabledError extends KoalaError {
+  readonly status: number
+  readonly body: string
+  constructor (status: number, body: string) {
+    super(`Koala refused this project with HTTP ${status}${body ? `: ${body}` : ''}; ` +
+      'the tracker has stopped sending and refuses further calls (check publicKey and baseUrl)', 'KOALA_ERR_INGEST_DISABLED')
+    this.status = status
+    this.body = body
+  }
+}
+
+export function isKoalaError (e: unknown): e is KoalaError {
+  return e instanceof KoalaError ||
+    (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' &&
+      (e as { code: string }).code.startsWith('KOALA_ERR_'))
+}

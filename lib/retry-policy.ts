@@ -1,0 +1,99 @@
+/**
+ * Pure delivery decisions: what a response or an error means, how long to
+ * wait, when to give up. No I/O and no clock of its own, so each rule is a
+ * table row in __tests__/retry-policy.test.ts.
+ */
+
+export type Outcome =
+  /** 2xx: Koala accepted the batch. */
+  | { kind: 'ok', status: number }
+  /** Worth another attempt; rateLimited marks a 429. */
+  | { kind: 'retry', status: number | undefined, retryAfterMs: number | undefined, rateLimited: boolean, detail: string }
+  /** This batch will never be accepted; drop it, keep the rest going. */
+  | { kind: 'reject', status: number, body: string }
+  /** Koala refuses the whole project: stop sending altogether. */
+  | { kind: 'disable', status: number, body: string }
+
+const SUSPENDED = /ingest\s+(?:is\s+)?suspended/i
+
+export function classifyResponse (status: number, headers: Record<string, string | string[] | undefined>, body: string, nowMs: number): Outcome {
+  if (status >= 200 && status < 300) return { kind: 'ok', status }
+  if (status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505)) {
+    return {
+      kind: 'retry',
+      status,
+      retryAfterMs: parseRetryAfter(headers['retry-after'], nowMs),
+      rateLimited: status === 429,
+      detail: `HTTP ${status}`
+    }
+  }
+  // The key is in the path, so these mean the project itself is refused.
+  if (status === 401 || status === 403 || status === 404) return { kind: 'disable', status, body }
+  if (status >= 400 && status < 500 && SUSPENDED.test(body)) return { kind: 'disable', status, body }
+  // Other 4xx, 501/505, and 1xx/3xx (redirects are not followed: baseUrl is wrong).
+  return { kind: 'reject', status, body }
+}
+
+// Errors that no retry can fix: the request itself is malformed.
+const PERMANENT_ERROR_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'ERR_INVALID_URL', 'ERR_INVALID_ARG_TYPE'])
+
+/** Network errors, resets, deadlines and cut-short bodies are retried; undici's retry handler would not retry a POST. */
+export function classifyError (error: unknown): Outcome {
+  const code = errorCode(error)
+  if (code !== undefined && PERMANENT_ERROR_CODES.has(code)) {
+    return { kind: 'reject', status: 0, body: describeError(error) }
+  }
+  return { kind: 'retry', status: undefined, retryAfterMs: undefined, rateLimited: false, detail: describeError(error) }
+}
+
+export function errorCode (error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+export function describeError (error: unknown): string {
+  if (error instanceof Error) {
+    const code = errorCode(error)
+    return code !== undefined ? `${code}: ${error.message}` : error.message
+  }
+  return String(error)
+}
+
+/** Retry-After as delta-seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
+export function parseRetryAfter (value: string | string[] | undefined, nowMs: number): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value
+  if (raw === undefined) return undefined
+  const text = raw.trim()
+  if (/^\d+(?:\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
+  const at = Date.parse(text)
+  if (Number.isNaN(at)) return undefined
+  return Math.max(0, at - nowMs)
+}
+
+export interface BackoffOptions {
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  maxRetryAfterMs: number
+}
+
+/**
+ * Wait before the next attempt after `failures` consecutive failures:
+ * exponential, capped, with "equal jitter" (half fixed, half random) so
+ * many trackers that failed together do not retry together. A Retry-After,
+ * when given, is used as is, clamped to maxRetryAfterMs.
+ */
+export function retryDelayMs (failures: number, retryAfterMs: number | undefined, opts: BackoffOptions, random: () => number): number {
+  if (retryAfterMs !== undefined) return Math.min(Math.max(0, retryAfterMs), opts.maxRetryAfterMs)
+  const exp = Math.min(opts.retryMaxDelayMs, opts.retryBaseDelayMs * 2 ** Math.min(Math.max(failures - 1, 0), 30))
+  return Math.round(exp / 2 + random() * (exp / 2))
+}
+
+export interface BudgetOptions {
+  maxAttempts: number
+  maxRetryDurationMs: number
+}
+
+/** Whether a batch that just failed its attempt should be given up rather than retried after delayMs. */
+export function retryBudgetSpent (attempts: number, firstAttemptAt: number, nowMs: number, delayMs: number, opts: BudgetOptions): boolean {
+  return attempts >= opts.maxAttempts || nowMs + delayMs - firstAttemptAt > opts.maxRetryDurationMs
+}

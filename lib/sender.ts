@@ -1,0 +1,271 @@
+import type { Budget } from './budget'
+import type { Batch } from './bucket'
+import type { Clock, TimerHandle } from './clock'
+import type { Completion } from './completion'
+import { DeliveryError, IngestDisabledError, type FailureReason } from './errors'
+import type { Emitter } from './events'
+import type { Reporter } from './logger'
+import type { ResolvedOptions } from './options'
+import { classifyError, classifyResponse, retryBudgetSpent, retryDelayMs, type Outcome } from './retry-policy'
+import type { RequestCounters } from './stats'
+import type { Transport } from './transport'
+
+export interface SenderDeps {
+  opts: ResolvedOptions
+  clock: Clock
+  transport: () => Transport
+  budget: Budget
+  requests: RequestCounters
+  events: Emitter
+  reporter: Reporter
+  /** The caller's onError, already made safe. */
+  onError: (error: DeliveryError) => void
+  /** Koala refused the project; called once. */
+  onDisabled: (error: IngestDisabledError) => void
+}
+
+/**
+ * Delivers sealed batches: at most maxConcurrentRequests in flight, a deadline
+ * per attempt, retries with backoff, and one pause shared by everyone.
+ *
+ * Any retryable failure (429, 5xx, network, deadline) pauses all sending for
+ * the backoff (or Retry-After), and until the next success only one request is
+ * in flight: during an outage the tracker probes instead of hammering, and
+ * batches that have not been tried keep their retry budget for when Koala is back.
+ * A failed batch goes to the back of the queue so one bad batch cannot hold up
+ * the others.
+ */
+export class Sender {
+  readonly #d: SenderDeps
+  #ready: Batch[] = []
+  #head = 0
+  readonly #outstanding = new Set<Batch>()
+  #inFlight = 0
+  #failures = 0
+  #pausedUntil = 0
+  #pauseIsRateLimit = false
+  #wake: TimerHandle | undefined
+  #pumpQueued = false
+  #disabled = false
+  #stopped = false
+
+  constructor (deps: SenderDeps) {
+    this.#d = deps
+  }
+
+  get inFlight (): number { return this.#inFlight }
+  get waiting (): number { return this.#ready.length - this.#head }
+  get pausedUntil (): number { return this.#pausedUntil > this.#d.clock.now() ? this.#pausedUntil : 0 }
+
+  enqueue (batch: Batch): void {
+    if (this.#disabled) return this.#fail(batch, 'disabled', 'ingest is disabled for this project')
+    if (this.#stopped) return this.#fail(batch, 'shutdown', 'the tracker is closed')
+    this.#outstanding.add(batch)
+    this.#ready.push(batch)
+    this.#schedulePump()
+  }
+
+  /** Makes `c` wait for every batch not yet settled. */
+  attach (c: Completion): void {
+    for (const b of this.#outstanding) c.add(b)
+  }
+
+  /** Close deadline: abort what is in flight and give up the rest. Returns the items abandoned. */
+  abortAll (): number {
+    this.#stopped = true
+    this.#clearWake()
+    let items = 0
+    for (const b of [...this.#outstanding]) {
+      b.abort?.abort()
+      items += b.items
+      this.#fail(b, 'shutdown', 'the close() deadline passed')
+    }
+    this.#ready = []
+    this.#head = 0
+    return items
+  }
+
+  stop (): void {
+    this.#stopped = true
+    this.#clearWake()
+  }
+
+  #schedulePump (): void {
+    if (this.#pumpQueued) return
+    this.#pumpQueued = true
+    // Dispatch on a microtask: track() stays cheap and never sees transport errors.
+    queueMicrotask(() => {
+      this.#pumpQueued = false
+      this.#safePump()
+    })
+  }
+
+  // Runs from a microtask or a timer: nothing may escape to the host from there.
+  #safePump (): void {
+    try {
+      this.#pump()
+    } catch (err) {
+      this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while sending; please report it')
+    }
+  }
+
+  #pump (): void {
+    if (this.#disabled || this.#stopped) return
+    const now = this.#d.clock.now()
+    if (now < this.#pausedUntil) {
+      if (this.waiting > 0) this.#armWake(this.#pausedUntil - now)
+      return
+    }
+    const limit = this.#failures > 0 ? 1 : this.#d.opts.maxConcurrentRequests
+    while (this.#inFlight < limit && this.#head < this.#ready.length) {
+      const batch = this.#ready[this.#head]
+      this.#ready[this.#head++] = undefined as unknown as Batch
+      if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
+        this.#ready = this.#ready.slice(this.#head)
+        this.#head = 0
+      }
+      void this.#attempt(batch)
+    }
+  }
+
+  async #attempt (batch: Batch): Promise<void> {
+    const { clock, opts, requests } = this.#d
+    if (Number.isNaN(batch.firstAttemptAt)) batch.firstAttemptAt = clock.now()
+    batch.attempts++
+    this.#inFlight++
+    requests.sent++
+    const ac = new AbortController()
+    batch.abort = ac
+    let timedOut = false
+    const deadline = clock.setTimeout(() => { timedOut = true; ac.abort() }, opts.requestTimeoutMs)
+    let outcome: Outcome
+    try {
+      const res = await this.#d.transport().send({ path: batch.route.path, body: batch.body, signal: ac.signal })
+      outcome = classifyResponse(res.status, res.headers, res.body, clock.now())
+    } catch (err) {
+      outcome = timedOut
+        ? { kind: 'retry', status: undefined, retryAfterMs: undefined, rateLimited: false, detail: `no answer within requestTimeoutMs (${opts.requestTimeoutMs} ms)` }
+        : classifyError(err)
+    } finally {
+      clock.clearTimeout(deadline)
+      this.#inFlight--
+      batch.abort = undefined
+    }
+    try {
+      if (!batch.settled) this.#handle(batch, outcome)
+    } catch (err) {
+      this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while handling a response; please report it')
+    }
+    this.#schedulePump()
+  }
+
+  #handle (batch: Batch, outcome: Outcome): void {
+    const { requests, events, clock, opts } = this.#d
+    switch (outcome.kind) {
+      case 'ok':
+        this.#failures = 0
+        if (!this.#pauseIsRateLimit) this.#pausedUntil = 0
+        requests.succeeded++
+        this.#settle(batch, true)
+        batch.route.counters.sent += batch.items
+        if (events.has('sent')) events.emit('sent', { route: batch.route.name, items: batch.items, status: outcome.status, attempts: batch.attempts })
+        return
+      case 'disable':
+        requests.failed++
+        this.#disable(outcome.status, outcome.body)
+        this.#fail(batch, 'disabled', `HTTP ${outcome.status}`, outcome.status, outcome.body)
+        return
+      case 'reject':
+        this.#failures = 0
+        requests.failed++
+        this.#fail(batch, 'rejected', outcome.status === 0 ? outcome.body : `HTTP ${outcome.status}`, outcome.status || undefined, outcome.body)
+        return
+      case 'retry': {
+        if (this.#disabled || this.#stopped) {
+          requests.failed++
+          this.#fail(batch, this.#disabled ? 'disabled' : 'shutdown', outcome.detail, outcome.status)
+          return
+        }
+        this.#failures++
+        const now = clock.now()
+        const delayMs = retryDelayMs(this.#failures, outcome.retryAfterMs, opts, opts.random)
+        if (now + delayMs > this.#pausedUntil) {
+          this.#pausedUntil = now + delayMs
+          this.#pauseIsRateLimit = outcome.rateLimited
+        }
+        if (retryBudgetSpent(batch.attempts, batch.firstAttemptAt, now, delayMs, opts)) {
+          requests.failed++
+          this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts; last: ${outcome.detail}`, outcome.status)
+          return
+        }
+        requests.retried++
+        this.#ready.push(batch)
+        this.#armWake(this.#pausedUntil - now)
+        this.#d.reporter.note(outcome.rateLimited ? 'rate_limited' : 'retry', 'warn',
+          { status: outcome.status, detail: outcome.detail, delayMs },
+          outcome.rateLimited
+            ? 'Koala asked the tracker to slow down (HTTP 429); sending is paused for everyone'
+            : `Koala request failed (${outcome.detail}); retrying with backoff`)
+        if (events.has('retry')) {
+          events.emit('retry', { route: batch.route.name, items: batch.items, attempt: batch.attempts, delayMs, status: outcome.status, detail: outcome.detail })
+        }
+      }
+    }
+  }
+
+  #disable (status: number, body: string): void {
+    if (this.#disabled) return
+    this.#disabled = true
+    this.#clearWake()
+    const waiting = this.#ready.slice(this.#head)
+    this.#ready = []
+    this.#head = 0
+    for (const b of waiting) this.#fail(b, 'disabled', 'ingest is disabled for this project')
+    this.#d.onDisabled(new IngestDisabledError(status, body))
+  }
+
+  #fail (batch: Batch, reason: FailureReason, detail: string, status?: number, body?: string): void {
+    this.#settle(batch, false)
+    this.#count(batch, reason)
+    const error = new DeliveryError(`${batch.items} ${batch.route.name === 'accounts' ? 'account ' : ''}items not delivered (${reason}): ${detail}` +
+      (body !== undefined && body !== '' && status !== undefined ? `: ${body.slice(0, 200)}` : ''),
+    { reason, items: batch.items, attempts: batch.attempts, status, body })
+    if (this.#d.events.has('failed')) this.#d.events.emit('failed', { route: batch.route.name, items: batch.items, reason, error })
+    // Disabled and shutdown losses are reported once, as a whole, by the tracker.
+    if (reason === 'rejected' || reason === 'retry_exhausted') {
+      this.#d.reporter.note(`${reason}:${status ?? 'network'}`, 'error', { reason, status, items: batch.items, body: body?.slice(0, 200) }, error.message)
+      this.#d.onError(error)
+    }
+  }
+
+  #count (batch: Batch, reason: FailureReason): void {
+    batch.route.counters.failedBy[reason] += batch.items
+  }
+
+  #settle (batch: Batch, delivered: boolean): void {
+    if (batch.settled) return
+    batch.settled = true
+    this.#outstanding.delete(batch)
+    batch.route.counters.bufferedItems -= batch.items
+    this.#d.budget.release(batch.items, batch.bytes)
+    if (batch.waiters !== undefined) {
+      for (const w of batch.waiters) w.settle(batch, delivered)
+      batch.waiters = undefined
+    }
+  }
+
+  #armWake (ms: number): void {
+    this.#clearWake()
+    this.#wake = this.#d.clock.setTimeout(() => {
+      this.#wake = undefined
+      this.#safePump()
+    }, Math.max(0, ms))
+  }
+
+  #clearWake (): void {
+    if (this.#wake !== undefined) {
+      this.#d.clock.clearTimeout(this.#wake)
+      this.#wake = undefined
+    }
+  }
+}
