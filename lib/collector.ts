@@ -33,8 +33,8 @@ export type Fault =
   | { kind: 'reset', record?: boolean }
   /** Never answer (until the collector is closed). */
   | { kind: 'hang', record?: boolean }
-  /** Answer 200 with a body that is cut short. */
-  | { kind: 'truncate', record?: boolean }
+  /** Store the body and answer 200, but cut the response body short. */
+  | { kind: 'truncate' }
 
 export interface CollectorOptions {
   /** Default 0 (any free port). */
@@ -158,7 +158,7 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     }
     if (fault !== undefined) {
       stats.faults++
-      if (fault.record === true) commit()
+      if (('record' in fault && fault.record === true) || ('kind' in fault && fault.kind === 'truncate')) commit()
       if ('status' in fault) {
         answer(res, fault.status, fault.body ?? { error: `fault injected: HTTP ${fault.status}` }, fault.headers)
         return [info, { status: fault.status, fault: true }]

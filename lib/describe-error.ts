@@ -32,10 +32,13 @@ function valueAt (data: unknown, pointer: string): unknown {
 export function describeAjvError (errors: AjvError[] | null | undefined, data: unknown, identityFields: [string, string]): [string, string] {
   const err = errors?.[0]
   if (err === undefined) return ['call', 'is invalid']
-  // anyOf over "required": neither identity field was given.
-  if (err.instancePath === '' && (err.keyword === 'required' || err.keyword === 'anyOf')) {
+  if (err.instancePath === '' && err.keyword === 'required') {
+    const missing = String(err.params.missingProperty)
+    // anyOf over "required": neither identity field was given.
+    if (!identityFields.includes(missing)) return [missing, 'is required']
     return [`${identityFields[0]} or ${identityFields[1]}`, 'is required']
   }
+  if (err.instancePath === '' && err.keyword === 'anyOf') return [`${identityFields[0]} or ${identityFields[1]}`, 'is required']
   const field = err.instancePath.slice(1).replace(/\//g, '.')
   const value = valueAt(data, err.instancePath)
   switch (err.keyword) {

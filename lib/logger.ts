@@ -74,6 +74,17 @@ export class Reporter {
     }
   }
 
+  /** Routine detail, only when the logger is at debug level. */
+  debug (fields: Record<string, unknown>, msg: string): void {
+    const enabled = this.#logger.isLevelEnabled
+    if (enabled !== undefined && !enabled.call(this.#logger, 'debug')) return
+    try {
+      this.#logger.debug(fields, msg)
+    } catch {
+      // See #log.
+    }
+  }
+
   /** Logs what is still counted but unlogged; used at close. */
   flushSummaries (): void {
     for (const [kind, tally] of this.#tallies) {

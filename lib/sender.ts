@@ -10,6 +10,9 @@ import { classifyError, classifyResponse, retryBudgetSpent, retryDelayMs, type O
 import type { RequestCounters } from './stats'
 import type { Transport } from './transport'
 
+/** Consecutive failed attempts before retries are logged as a warning rather than at debug level. */
+const WARN_AFTER_FAILURES = 3
+
 export interface SenderDeps {
   opts: ResolvedOptions
   clock: Clock
@@ -201,11 +204,15 @@ export class Sender {
         requests.retried++
         this.#ready.push(batch)
         this.#armWake(this.#pausedUntil - now)
-        this.#d.reporter.note(outcome.rateLimited ? 'rate_limited' : 'retry', 'warn',
-          { status: outcome.status, detail: outcome.detail, delayMs },
-          outcome.rateLimited
-            ? 'Koala asked the tracker to slow down (HTTP 429); sending is paused for everyone'
-            : `Koala request failed (${outcome.detail}); retrying with backoff`)
+        const fields = { status: outcome.status, detail: outcome.detail, delayMs, failures: this.#failures }
+        if (outcome.rateLimited) {
+          this.#d.reporter.note('rate_limited', 'warn', fields, 'Koala asked the tracker to slow down (HTTP 429); sending is paused for everyone')
+        } else if (this.#failures >= WARN_AFTER_FAILURES) {
+          // One failed attempt is routine; a run of them means Koala is unreachable.
+          this.#d.reporter.note('retry', 'warn', fields, `Koala requests keep failing (last: ${outcome.detail}); retrying with backoff`)
+        } else {
+          this.#d.reporter.debug(fields, `Koala request failed (${outcome.detail}); retrying`)
+        }
         if (events.has('retry')) {
           events.emit('retry', { route: batch.route.name, items: batch.items, attempt: batch.attempts, delayMs, status: outcome.status, detail: outcome.detail })
         }

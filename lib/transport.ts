@@ -91,12 +91,20 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
   }
 }
 
-/** Reads at most MAX_ERROR_BODY_CHARS of an error body; the rest is discarded with the socket. */
+/**
+ * Reads at most MAX_ERROR_BODY_CHARS of an error body; the rest is discarded
+ * with the socket. The status already decided the outcome, so a body that
+ * breaks off only shortens the report.
+ */
 async function readStart (body: AsyncIterable<Buffer>): Promise<string> {
   let text = ''
-  for await (const chunk of body) {
-    text += chunk.toString('utf8')
-    if (text.length >= MAX_ERROR_BODY_CHARS) break
+  try {
+    for await (const chunk of body) {
+      text += chunk.toString('utf8')
+      if (text.length >= MAX_ERROR_BODY_CHARS) break
+    }
+  } catch {
+    // Keep what arrived.
   }
   return text.slice(0, MAX_ERROR_BODY_CHARS).trim()
 }

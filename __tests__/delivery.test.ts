@@ -1,0 +1,417 @@
+import { createServer } from 'node:net'
+import type { Fault } from '../lib/collector'
+import { DeliveryError, IngestDisabledError, RefusedError } from '../lib/errors'
+import type { TrackerEvents } from '../lib/events'
+import { driveUntil } from './helpers/drive'
+import { harness, nextEvent, person, tick, type Harness } from './helpers/setup'
+
+let h: Harness
+afterEach(async () => { await h.done() })
+
+const LONG = { timeoutMs: 3_600_000 }
+// random() = 0.5 makes each wait three quarters of its exponential step: 375, 750, 1500, ... ms.
+const FIXED = { random: () => 0.5, maxAttempts: 4 }
+
+/** Collector faults in order, then normal answers. */
+const script = (...faults: Array<Fault | undefined>) => () => faults.shift()
+
+function record (h: Harness): { retries: Array<TrackerEvents['retry']>, failed: Array<TrackerEvents['failed']> } {
+  const retries: Array<TrackerEvents['retry']> = []
+  const failed: Array<TrackerEvents['failed']> = []
+  h.tracker.on('retry', e => retries.push(e))
+  h.tracker.on('failed', e => failed.push(e))
+  return { retries, failed }
+}
+
+describe('response and fault matrix', () => {
+  type Row = [name: string, attempts: number, waits: number[], outcome: 'sent' | 'rejected' | 'retry_exhausted' | 'disabled', faults: Fault[]]
+  const rows: Row[] = [
+    ['200', 1, [], 'sent', []],
+    ['400', 1, [], 'rejected', [{ status: 400, body: '{"error":"bad batch"}' }]],
+    ['413', 1, [], 'rejected', [{ status: 413 }]],
+    ['422', 1, [], 'rejected', [{ status: 422 }]],
+    ['501', 1, [], 'rejected', [{ status: 501 }]],
+    ['505', 1, [], 'rejected', [{ status: 505 }]],
+    ['401', 1, [], 'disabled', [{ status: 401 }]],
+    ['403', 1, [], 'disabled', [{ status: 403 }]],
+    ['404', 1, [], 'disabled', [{ status: 404 }]],
+    ['400 ingest suspended', 1, [], 'disabled', [{ status: 400, body: '{"error": "Koala ingest suspended"}' }]],
+    ['408 then 200', 2, [375], 'sent', [{ status: 408 }]],
+    ['429 then 200', 2, [375], 'sent', [{ status: 429 }]],
+    ['500 then 200', 2, [375], 'sent', [{ status: 500 }]],
+    ['502 twice then 200', 3, [375, 750], 'sent', [{ status: 502 }, { status: 502 }]],
+    ['503 then 200', 2, [375], 'sent', [{ status: 503 }]],
+    ['504 then 200', 2, [375], 'sent', [{ status: 504 }]],
+    ['500 on every attempt', 4, [375, 750, 1500], 'retry_exhausted', [{ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }]],
+    ['reset mid-request then 200', 2, [375], 'sent', [{ kind: 'reset' }]],
+    ['200 with the body cut short (the status was received: delivered)', 1, [], 'sent', [{ kind: 'truncate' }]]
+  ]
+
+  test.each(rows)('%s: %i attempt(s), waits %j, ends %s', async (_name, attempts, waits, outcome, faults) => {
+    h = await harness(FIXED, { fault: script(...faults) })
+    const seen = record(h)
+    const pid = person()
+    h.tracker.track({ profile_id: pid, event: 'Matrix', message_id: 'm-1' })
+    h.tracker.page({ profile_id: pid, name: 'p' })
+    const { value: result } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+
+    expect(h.collector.stats().requests).toBe(attempts)
+    expect(seen.retries.map(r => r.delayMs)).toEqual(waits)
+    expect(seen.retries.map(r => r.attempt)).toEqual(waits.map((_, i) => i + 1))
+    const s = h.tracker.stats()
+    expect(s.requests).toMatchObject({ sent: attempts, retried: waits.length })
+    expect(s.accepted).toBe(s.sent + s.failed + s.bufferedItems)
+    if (outcome === 'sent') {
+      expect(result).toEqual({ delivered: 2, failed: 0, pending: 0, timedOut: false })
+      expect(s).toMatchObject({ sent: 2, failed: 0 })
+      expect(h.errors).toEqual([])
+      // Same message_id on every attempt; a body cut short was never stored, so nothing repeats.
+      expect(h.collector.messageIds().get('m-1')).toBe(1)
+      return
+    }
+    expect(result).toEqual({ delivered: 0, failed: 2, pending: 0, timedOut: false })
+    expect(s.failedBy[outcome]).toBe(2)
+    expect(seen.failed).toEqual([expect.objectContaining({ items: 2, reason: outcome })])
+    const [err] = h.errors
+    if (outcome === 'disabled') {
+      expect(err).toBeInstanceOf(IngestDisabledError)
+      expect(err).toMatchObject({ code: 'KOALA_ERR_INGEST_DISABLED', status: faults[0] && 'status' in faults[0] ? faults[0].status : 0 })
+      expect(h.logger.lines.filter(l => l.level === 'error')).toHaveLength(1)
+    } else {
+      expect(err).toBeInstanceOf(DeliveryError)
+      expect(err).toMatchObject({ reason: outcome, items: 2, attempts })
+      if (outcome === 'rejected') {
+        const f = faults[0] as { status: number, body?: string }
+        expect((err as DeliveryError).status).toBe(f.status)
+        expect(err.message).toContain(`HTTP ${f.status}`)
+        if (f.body !== undefined) expect(err.message).toContain(f.body)
+      }
+      expect(h.logger.lines).toContainEqual(expect.objectContaining({ level: 'error', msg: err.message }))
+    }
+    expect(h.errors).toHaveLength(1)
+  })
+
+  test('a server that accepts and never answers: the deadline aborts the attempt and the retry delivers', async () => {
+    h = await harness({ ...FIXED, requestTimeoutMs: 2_000 }, { fault: script({ kind: 'hang' }) })
+    const seen = record(h)
+    h.tracker.track({ profile_id: person(), event: 'Slow' })
+    const flushed = h.tracker.flush(LONG)
+    await h.collector.waitFor(() => h.collector.stats().requests === 1)
+    expect(h.tracker.stats().inFlightRequests).toBe(1)
+    h.clock.advance(1_999)
+    await tick()
+    expect(h.tracker.stats().inFlightRequests).toBe(1)
+    h.clock.advance(1)
+    const retry = await nextEvent(h.tracker, 'retry')
+    expect(retry).toMatchObject({ attempt: 1, delayMs: 375, detail: 'no answer within requestTimeoutMs (2000 ms)' })
+    const { value } = await driveUntil(h.tracker, h.clock, flushed)
+    expect(value).toMatchObject({ delivered: 1, failed: 0 })
+    expect(seen.retries).toHaveLength(1)
+    expect(h.collector.stats().requests).toBe(2)
+  })
+
+  test('connection refused: retried with backoff until the attempts run out', async () => {
+    const port = await freePort()
+    h = await harness({ ...FIXED, baseUrl: `http://127.0.0.1:${port}` })
+    const seen = record(h)
+    h.tracker.identify({ email: 'nobody@example.com', traits: { a: 1 } })
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value).toEqual({ delivered: 0, failed: 1, pending: 0, timedOut: false })
+    expect(seen.retries.map(r => r.delayMs)).toEqual([375, 750, 1500])
+    expect(seen.retries[0].detail).toContain('ECONNREFUSED')
+    expect(h.tracker.stats()).toMatchObject({ failedBy: { retry_exhausted: 1 }, requests: { sent: 4, retried: 3, failed: 1 } })
+    expect(h.errors[0]).toMatchObject({ reason: 'retry_exhausted', attempts: 4 })
+    // One retry warning, then silence: the rest are summed up.
+    expect(h.logger.lines.filter(l => l.level === 'warn')).toHaveLength(1)
+  })
+
+  test('maxRetryDurationMs gives up before a wait that would overrun it', async () => {
+    h = await harness({ random: () => 0.5, maxAttempts: 100, maxRetryDurationMs: 2_000 }, { fault: () => ({ status: 503 }) })
+    const seen = record(h)
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value.failed).toBe(1)
+    // 375 + 750 = 1125 ms spent; the next wait (1500) would end at 2625 > 2000.
+    expect(seen.retries.map(r => r.delayMs)).toEqual([375, 750])
+    expect(h.errors[0]).toMatchObject({ reason: 'retry_exhausted', attempts: 3 })
+  })
+
+  test('after a permanent rejection the other people\'s batches still go through', async () => {
+    const bad = person()
+    h = await harness({}, { fault: (req) => req.body.includes(bad) ? { status: 400, body: 'nope' } : undefined })
+    const good = [person(), person(), person()]
+    h.tracker.track({ profile_id: bad, event: 'x' })
+    for (const p of good) h.tracker.track({ profile_id: p, event: 'x' })
+    const r = await h.tracker.flush()
+    expect(r).toEqual({ delivered: 3, failed: 1, pending: 0, timedOut: false })
+    expect(h.collector.received.map(x => x.body.profile_id).sort()).toEqual(good.sort())
+  })
+})
+
+describe('Retry-After and the shared pause', () => {
+  test.each([
+    ['seconds', () => '3', 3_000],
+    ['an HTTP date', (now: number) => new Date(now + 5_000).toUTCString(), 5_000],
+    ['a value above maxRetryAfterMs, clamped', () => '900', 60_000]
+  ])('a 429 with Retry-After in %s pauses every person for that long', async (_name, value, waitMs) => {
+    let first = true
+    h = await harness({ maxRetryAfterMs: 60_000 }, {
+      fault: () => {
+        if (!first) return undefined
+        first = false
+        return { status: 429, headers: { 'retry-after': value(Date.UTC(2026, 10, 26, 12, 0, 0)) } }
+      }
+    })
+    const a = person()
+    const b = person()
+    h.tracker.track({ profile_id: a, event: 'first' })
+    const retry = nextEvent(h.tracker, 'retry')
+    const flushedA = h.tracker.flush(LONG)
+    expect(await retry).toMatchObject({ delayMs: waitMs, status: 429 })
+    expect(h.tracker.stats().pausedUntil).toBe(h.clock.now() + waitMs)
+
+    h.tracker.track({ profile_id: b, event: 'second' })
+    const flushedB = h.tracker.flush(LONG)
+    await tick()
+    expect(h.tracker.stats()).toMatchObject({ requests: { sent: 1 }, waitingBatches: 2 })
+    h.clock.advance(waitMs - 1)
+    await tick()
+    expect(h.tracker.stats().requests.sent).toBe(1)
+    h.clock.advance(1)
+    await flushedA
+    await flushedB
+    expect(h.collector.received.map(r => r.body.profile_id).sort()).toEqual([a, b].sort())
+    expect(h.collector.stats().requests).toBe(3)
+  })
+
+  test('a 5xx pauses everyone too, and until a success only one request probes', async () => {
+    let failing = true
+    h = await harness({ random: () => 0.5 }, { fault: () => failing ? { status: 503 } : undefined })
+    const people = Array.from({ length: 20 }, person)
+    for (const p of people) h.tracker.track({ profile_id: p, event: 'x' })
+    const flushed = h.tracker.flush(LONG)
+    await nextEvent(h.tracker, 'retry', () => h.tracker.stats().inFlightRequests === 0)
+    const firstWave = h.collector.stats().requests
+    expect(firstWave).toBeLessThanOrEqual(10) // maxConcurrentRequests
+    // During the outage every wake sends exactly one probe.
+    for (let i = 0; i < 3; i++) {
+      const before = h.collector.stats().requests
+      h.clock.next()
+      await nextEvent(h.tracker, 'retry')
+      expect(h.collector.stats().requests).toBe(before + 1)
+    }
+    failing = false
+    const { value } = await driveUntil(h.tracker, h.clock, flushed)
+    expect(value).toMatchObject({ delivered: 20, failed: 0 })
+    expect(h.collector.stats().profiles.events).toBe(20)
+  })
+})
+
+describe('backpressure and outages', () => {
+  test('an outage longer than the buffer keeps memory flat, refuses and counts the overflow, then recovery delivers the rest', async () => {
+    let down = true
+    h = await harness({ maxBufferedItems: 50, random: () => 0.5 }, { fault: () => down ? { kind: 'reset' } : undefined })
+    const accepted: string[] = []
+    let peakItems = 0
+    let peakBytes = 0
+    for (let i = 0; i < 300; i++) {
+      const pid = person()
+      h.tracker.track({ profile_id: pid, event: 'During Outage', properties: { i } })
+      const s = h.tracker.stats()
+      if (s.accepted > accepted.length) accepted.push(pid)
+      peakItems = Math.max(peakItems, s.bufferedItems)
+      peakBytes = Math.max(peakBytes, s.bufferedBytes)
+      if (i % 30 === 29) { h.tracker.flush(LONG).catch(() => {}); await tick() }
+      // Time passes during the outage: a few probes fail in between.
+      if (i % 60 === 59) { h.clock.next(); await tick() }
+    }
+    expect(accepted).toHaveLength(50)
+    expect(peakItems).toBe(50)
+    expect(peakBytes).toBeLessThan(50 * 200)
+    const s = h.tracker.stats()
+    expect(s).toMatchObject({ accepted: 50, dropped: 250, droppedBy: { queue_full: 250 }, failed: 0 })
+    expect(h.errors.filter(e => e instanceof RefusedError)).toHaveLength(250)
+    // A summary, not a line per refused call.
+    expect(h.logger.lines.filter(l => l.obj.kind === 'queue_full').length).toBeLessThanOrEqual(2)
+
+    down = false
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value.failed).toBe(0)
+    expect(h.tracker.stats()).toMatchObject({ sent: 50, bufferedItems: 0, bufferedBytes: 0 })
+    expect(h.collector.received.map(r => r.body.profile_id).sort()).toEqual(accepted.sort())
+  })
+
+  test('maxBufferedBytes refuses a call that does not fit while smaller ones still do', async () => {
+    h = await harness({ maxBufferedBytes: 2500, maxItemBytes: 2000 })
+    const pid = person()
+    h.tracker.track({ profile_id: pid, event: 'big', properties: { s: 'x'.repeat(900) } })
+    h.tracker.track({ profile_id: pid, event: 'big', properties: { s: 'x'.repeat(900) } })
+    h.tracker.track({ profile_id: pid, event: 'big', properties: { s: 'x'.repeat(900) } })
+    h.tracker.track({ profile_id: pid, event: 'small' })
+    expect(h.tracker.stats()).toMatchObject({ accepted: 3, droppedBy: { queue_full: 1 } })
+    expect(h.tracker.stats().bufferedBytes).toBeLessThanOrEqual(2500)
+  })
+
+  test('no more than maxConcurrentRequests are in flight', async () => {
+    let peak = 0
+    h = await harness({ maxConcurrentRequests: 3 }, { fault: () => { peak = Math.max(peak, h.tracker.stats().inFlightRequests); return undefined } })
+    for (let i = 0; i < 40; i++) h.tracker.page({ profile_id: person() })
+    await h.tracker.flush()
+    expect(peak).toBe(3)
+    expect(h.collector.stats().profiles.page_views).toBe(40)
+  })
+})
+
+describe('a run with 30% failures', () => {
+  test('delivers every accepted item; the only repeats are retries of requests whose answer was lost', async () => {
+    // A seeded generator keeps the run reproducible.
+    let seed = 42
+    const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const lostAnswers = new Map<string, number>()
+    h = await harness({ random: rand, maxAttempts: 50 }, {
+      fault: (req) => {
+        const r = rand()
+        if (r < 0.10) return { status: 503 }
+        if (r < 0.20) return { kind: 'reset' }
+        if (r < 0.30) {
+          // Stored, then the connection dies: the tracker cannot know it was delivered.
+          for (const id of req.body.match(/"message_id":"[^"]+"/g) ?? []) lostAnswers.set(id.slice(14, -1), (lostAnswers.get(id.slice(14, -1)) ?? 0) + 1)
+          return { kind: 'reset', record: true }
+        }
+        return undefined
+      }
+    })
+    const ids: string[] = []
+    const people = Array.from({ length: 150 }, person)
+    for (let i = 0; i < 900; i++) {
+      const id = `msg-${i}`
+      ids.push(id)
+      const p = people[(i * 7) % people.length]
+      if (i % 3 === 0) h.tracker.page({ profile_id: p, name: 'x', message_id: id })
+      else h.tracker.track({ profile_id: p, event: 'x', message_id: id })
+    }
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value).toEqual({ delivered: 900, failed: 0, pending: 0, timedOut: false })
+    expect(lostAnswers.size).toBeGreaterThan(0)
+    const received = h.collector.messageIds()
+    for (const id of ids) expect([id, received.get(id)]).toEqual([id, 1 + (lostAnswers.get(id) ?? 0)])
+    expect(received.size).toBe(900)
+    expect(h.tracker.stats().requests.retried).toBeGreaterThan(0)
+  })
+})
+
+describe('flush() and close()', () => {
+  test('overlapping flush() calls share one promise, and a later call adds what was buffered since', async () => {
+    h = await harness({}, { fault: script({ status: 503 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'one' })
+    const first = h.tracker.flush(LONG)
+    h.tracker.track({ email: 'b@example.com', event: 'two' })
+    const second = h.tracker.flush(LONG)
+    expect(second).toBe(first)
+    const { value } = await driveUntil(h.tracker, h.clock, first)
+    expect(value).toEqual({ delivered: 2, failed: 0, pending: 0, timedOut: false })
+    expect(h.tracker.flush()).not.toBe(first)
+  })
+
+  test('flush() resolves at its deadline with what is still pending; delivery carries on', async () => {
+    h = await harness({ random: () => 0.5 }, { fault: script({ status: 503 }, { status: 503 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'one' })
+    const flushed = h.tracker.flush({ timeoutMs: 500 })
+    await nextEvent(h.tracker, 'retry')
+    h.clock.advance(375)      // second attempt (503 again), next wait 750
+    await nextEvent(h.tracker, 'retry')
+    h.clock.advance(125)      // the flush deadline
+    expect(await flushed).toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value.delivered).toBe(1)
+  })
+
+  test('close() during an outage resolves at its deadline, aborts what is left and reports the loss', async () => {
+    h = await harness({ random: () => 0.5, flushIntervalMs: 600_000 }, { fault: () => ({ kind: 'hang' }) })
+    for (let i = 0; i < 10; i++) h.tracker.track({ profile_id: person(), event: 'lost' })
+    const closing = h.tracker.close({ timeoutMs: 5_000 })
+    expect(h.tracker.close()).toBe(closing)
+    await h.collector.waitFor(() => h.collector.stats().requests === 10)
+    expect(h.tracker.stats().inFlightRequests).toBe(10)
+    h.clock.advance(4_999)
+    await tick()
+    expect(h.tracker.stats().state).toBe('closing')
+    h.clock.advance(1)
+    const result = await closing
+    expect(result).toEqual({ delivered: 0, failed: 0, abandoned: 10, timedOut: true })
+    const s = h.tracker.stats()
+    expect(s).toMatchObject({ state: 'closed', failedBy: { shutdown: 10 }, bufferedItems: 0, inFlightRequests: 0 })
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'shutdown', items: 10 })])
+    expect(h.logger.lines).toContainEqual(expect.objectContaining({ level: 'error', obj: expect.objectContaining({ kind: 'shutdown', items: 10 }) }))
+    expect(h.clock.pending()).toEqual([])
+  })
+
+  test('close() waits for pending retries within its deadline, and does not depend on flushIntervalMs', async () => {
+    h = await harness({ random: () => 0.5, flushIntervalMs: 600_000 }, { fault: script({ status: 500 }, { kind: 'reset' }) })
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    const { value, jumps } = await driveUntil(h.tracker, h.clock, h.tracker.close({ timeoutMs: 3_000 }))
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, timedOut: false })
+    expect(jumps).toEqual([375, 750])
+  })
+
+  test('flush() during close() resolves with the close result', async () => {
+    h = await harness()
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    const closing = h.tracker.close()
+    await expect(h.tracker.flush()).resolves.toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
+    await closing
+  })
+})
+
+describe('ingest disabled', () => {
+  test('a 401 stops sending: buffered items fail as disabled, later calls are refused and counted, reported once', async () => {
+    h = await harness({}, { fault: () => ({ status: 401, body: '{"error":"invalid key"}' }) })
+    const disabled = nextEvent(h.tracker, 'disabled')
+    const pid = person()
+    h.tracker.track({ profile_id: pid, event: 'first' })
+    const flushed = h.tracker.flush()
+    h.tracker.track({ profile_id: person(), event: 'buffered while the first is in flight' })
+    expect((await disabled).error.status).toBe(401)
+    await flushed
+    for (let i = 0; i < 5; i++) h.tracker.track({ profile_id: pid, event: 'after' })
+    await h.tracker.flush()
+    const s = h.tracker.stats()
+    expect(s).toMatchObject({ state: 'disabled', accepted: 2, failedBy: { disabled: 2 }, droppedBy: { disabled: 5 }, bufferedItems: 0 })
+    expect(h.collector.stats().requests).toBe(1)
+    expect(h.errors.filter(e => e instanceof IngestDisabledError)).toHaveLength(1)
+    expect(h.logger.lines.filter(l => l.level === 'error')).toHaveLength(1)
+    expect(h.logger.lines[0].msg).toContain('HTTP 401')
+  })
+})
+
+describe('nothing escapes to the host', () => {
+  test('an onError hook and listeners that throw are contained; the tracker carries on', async () => {
+    h = await harness({ onError: () => { throw new Error('hook broke') } }, { fault: script({ status: 400 }) })
+    h.tracker.on('failed', () => { throw new Error('listener broke') })
+    h.tracker.on('dropped', () => { throw new Error('listener broke too') })
+    expect(() => h.tracker.track({ event: 'no id' } as never)).not.toThrow()
+    h.tracker.track({ email: 'a@example.com', event: 'rejected' })
+    await h.tracker.flush()
+    h.tracker.track({ email: 'a@example.com', event: 'delivered' })
+    await h.tracker.flush()
+    expect(h.collector.stats().profiles.events).toBe(1)
+    const kinds = h.logger.lines.map(l => l.obj.kind)
+    expect(kinds).toEqual(expect.arrayContaining(['onError', 'listener:failed', 'listener:dropped']))
+  })
+
+  test('with no listeners at all, failures raise no error event', async () => {
+    h = await harness({ onError: undefined }, { fault: () => ({ status: 400 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    await expect(h.tracker.flush()).resolves.toMatchObject({ failed: 1 })
+  })
+})
+
+async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}

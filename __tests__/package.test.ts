@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { startCollector, type Collector } from '../lib/collector'
+import { VERSION } from '../lib/version'
+import { FIXTURES, ROOT, startNode } from './helpers/child'
+
+// These run the built package (dist/), as a user's process would load it; `npm test` builds first.
+beforeAll(() => {
+  if (!existsSync(join(ROOT, 'dist/cjs/lib/index.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)')
+})
+
+test('the version in code matches package.json', () => {
+  expect(VERSION).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version)
+})
+
+test.each([['import-esm.mjs', 'esm'], ['import-cjs.cjs', 'cjs']])('%s loads the package and delivers through it', async (file, format) => {
+  const { code, stdout, stderr } = await startNode([join(FIXTURES, file)]).exited
+  expect(stderr).toBe('')
+  expect(code).toBe(0)
+  expect(JSON.parse(stdout)).toEqual({ format, VERSION, delivered: 1, received: 1 })
+})
+
+test('import and require share one implementation (no dual-package hazard)', () => {
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e',
+    "import { createRequire } from 'node:module'; import * as esm from 'koala-tracker'; " +
+    "const cjs = createRequire(process.cwd() + '/x.js')('koala-tracker'); process.stdout.write(String(esm.Tracker === cjs.Tracker))"],
+  { cwd: ROOT }).toString()
+  expect(out).toBe('true')
+})
+
+test('the published types resolve for ESM and CommonJS consumers', () => {
+  const tsc = require.resolve('typescript/bin/tsc')
+  const run = (file: string): string => {
+    try {
+      return execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext',
+        '--target', 'es2022', '--types', 'node', '--skipLibCheck', join(FIXTURES, file)], { cwd: ROOT }).toString()
+    } catch (err) {
+      return String((err as { stdout?: Buffer }).stdout ?? err)
+    }
+  }
+  expect(run('types-esm.mts')).toBe('')
+  expect(run('types-cjs.cts')).toBe('')
+})
+
+describe('a script that never calls close()', () => {
+  let collector: Collector
+  beforeAll(async () => { collector = await startCollector() })
+  afterAll(async () => { await collector.close() })
+
+  test('exits by itself once its requests are answered, with a timer armed and an idle keep-alive socket', async () => {
+    const child = startNode([join(FIXTURES, 'no-close.cjs')], { env: { KOALA_BASE_URL: collector.url } })
+    const { code, signal, stdout, stderr } = await child.exited
+    expect(signal).toBeNull()
+    expect(code).toBe(0)
+    expect(stdout).toBe('sent 30\nbuffered 1\n')
+    expect(stderr).toBe('')
+    expect(collector.stats().profiles.events).toBe(30)
+  })
+})

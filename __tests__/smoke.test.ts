@@ -1,2 +1,0 @@
-import { createTracker } from '../lib'
-test('loads', () => { expect(typeof createTracker).toBe('function') })
