@@ -124,6 +124,26 @@ describe('flush timer', () => {
   })
 })
 
+describe('bucket bound', () => {
+  test('maxBuckets holds that many people; the least recently used bucket is sent, never dropped', async () => {
+    h = await harness({ maxBuckets: 3 })
+    const [a, b, c, d, e] = Array.from({ length: 5 }, person)
+    for (const p of [a, b, c]) h.tracker.track({ profile_id: p, event: 'first' })
+    h.tracker.track({ profile_id: a, event: 'again' }) // a is now the most recently used
+    const evicted = nextEvent(h.tracker, 'sent')
+    h.tracker.track({ profile_id: d, event: 'first' }) // pushes b out
+    expect(h.tracker.stats().buckets).toBe(3)
+    await evicted
+    expect(h.collector.received.map(r => r.body.profile_id)).toEqual([b])
+    h.tracker.track({ profile_id: e, event: 'first' }) // pushes c out
+    expect(await h.tracker.flush()).toMatchObject({ delivered: 5, failed: 0 })
+    const sent = h.collector.received.map(r => r.body.profile_id)
+    expect(sent.slice(0, 2)).toEqual([b, c])
+    expect(sent.slice(2).sort()).toEqual([a, d, e].sort())
+    expect(h.tracker.stats()).toMatchObject({ accepted: 6, sent: 6, failed: 0 })
+  })
+})
+
 describe('one person per request', () => {
   test('interleaved calls for 40 people arrive as 40 requests, each holding only its own person\'s items', async () => {
     h = await harness()
