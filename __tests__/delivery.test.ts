@@ -1,9 +1,8 @@
-import { createServer } from 'node:net'
 import type { Fault } from '../lib/collector'
 import { DeliveryError, IngestDisabledError, RefusedError } from '../lib/errors'
 import type { TrackerEvents } from '../lib/events'
 import { driveUntil } from './helpers/drive'
-import { harness, nextEvent, person, tick, type Harness } from './helpers/setup'
+import { freePort, harness, nextEvent, person, tick, type Harness } from './helpers/setup'
 
 let h: Harness
 afterEach(async () => { await h.done() })
@@ -405,13 +404,3 @@ describe('nothing escapes to the host', () => {
     await expect(h.tracker.flush()).resolves.toMatchObject({ failed: 1 })
   })
 })
-
-async function freePort (): Promise<number> {
-  return await new Promise(resolve => {
-    const s = createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}

@@ -1,16 +1,23 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { EXIT, main } from '../lib/cli'
+import { DELETION_DEFAULTS } from '../lib/deletion-options'
 import { DEFAULTS } from '../lib/options'
 import { ROOT } from './helpers/child'
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
 
-test('the README options table states every default as DEFAULTS has it', () => {
+/** Checks that an options table (`| \`name\` | default |`) in `doc` states each default as `defaults` has it. */
+function expectDefaultsStated (doc: string, defaults: Record<string, unknown>): void {
   const rows = new Map<string, string>()
-  for (const m of readme.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)) rows.set(m[1], m[2].trim())
-  for (const [name, value] of Object.entries(DEFAULTS)) {
+  for (const m of doc.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)) rows.set(m[1], m[2].trim())
+  for (const [name, value] of Object.entries(defaults)) {
     expect([name, rows.get(name)]).toEqual([name, typeof value === 'string' ? `\`${value}\`` : String(value)])
   }
+}
+
+test('the README options table states every default as DEFAULTS has it', () => {
+  expectDefaultsStated(readme, DEFAULTS)
 })
 
 test('the quick start is two commands and names the test command', () => {
@@ -20,4 +27,23 @@ test('the quick start is two commands and names the test command', () => {
 
 test('every docs/ link in the README points at a file', () => {
   for (const m of readme.matchAll(/\]\((docs\/[^)]+)\)/g)) expect([m[1], existsSync(join(ROOT, m[1]))]).toEqual([m[1], true])
+})
+
+describe('docs/deletion.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs/deletion.md'), 'utf8')
+
+  test('the options table states every default as DELETION_DEFAULTS has it', () => {
+    expectDefaultsStated(doc, DELETION_DEFAULTS)
+  })
+
+  test('the exit code table lists exactly the CLI\'s codes', () => {
+    const codes = [...doc.matchAll(/^\| (\d+) \| /gm)].map(m => Number(m[1]))
+    expect(codes).toEqual([...Object.values(EXIT), 70].sort((a, b) => a - b))
+  })
+
+  test('the CLI help names the same options as the guide', async () => {
+    const out: string[] = []
+    await main(['help'], { env: {}, out: l => out.push(l), err: () => {}, readFile: () => '', stopRequested: async () => {} })
+    for (const flag of out.join('\n').match(/--[a-z-]+/g) ?? []) expect([flag, doc.includes(flag) || flag === '--help' || flag === '--version']).toEqual([flag, true])
+  })
 })

@@ -14,17 +14,18 @@ test('the version in code matches package.json', () => {
   expect(VERSION).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version)
 })
 
-test.each([['import-esm.mjs', 'esm'], ['import-cjs.cjs', 'cjs']])('%s loads the package and delivers through it', async (file, format) => {
+test.each([['import-esm.mjs', 'esm'], ['import-cjs.cjs', 'cjs']])('%s loads the package (tracker, collector and deletion entry points) and works through it', async (file, format) => {
   const { code, stdout, stderr } = await startNode([join(FIXTURES, file)]).exited
   expect(stderr).toBe('')
   expect(code).toBe(0)
-  expect(JSON.parse(stdout)).toEqual({ format, VERSION, delivered: 1, received: 1 })
+  expect(JSON.parse(stdout)).toEqual({ format, VERSION, delivered: 1, received: 1, deleted: 1, errorClass: 'function' })
 })
 
 test('import and require share one implementation (no dual-package hazard)', () => {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e',
-    "import { createRequire } from 'node:module'; import * as esm from 'koala-tracker'; " +
-    "const cjs = createRequire(process.cwd() + '/x.js')('koala-tracker'); process.stdout.write(String(esm.Tracker === cjs.Tracker))"],
+    "import { createRequire } from 'node:module'; import * as esm from 'koala-tracker'; import * as esmDeletion from 'koala-tracker/deletion'; " +
+    "const req = createRequire(process.cwd() + '/x.js'); const cjs = req('koala-tracker'); const cjsDeletion = req('koala-tracker/deletion'); " +
+    'process.stdout.write(String(esm.Tracker === cjs.Tracker && esmDeletion.DeletionClient === cjsDeletion.DeletionClient && esmDeletion.KoalaError === esm.KoalaError))'],
   { cwd: ROOT }).toString()
   expect(out).toBe('true')
 })

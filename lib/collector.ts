@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { DeletionEndpoint, isDeletionPath, type DeletionEndpointOptions, type DeletionEndpointStats, type FakeDeletionRequest, type Reply } from './collector-deletion'
 import * as validators from './generated/validators'
 import type { Validator } from './generated/validators'
 
@@ -9,6 +10,7 @@ import type { Validator } from './generated/validators'
  * It serves POST /web/projects/:key/batch and /accounts/batch, validates each
  * body against the same schemas as the tracker, and answers 200 or 400 with
  * the reason. Like Koala, it silently ignores requests without a User-Agent.
+ * It also fakes the GDPR deletion API (see collector-deletion.ts).
  * A `fault` hook makes it misbehave on command (statuses, resets, hangs,
  * bodies cut short) for resilience tests.
  */
@@ -16,7 +18,7 @@ import type { Validator } from './generated/validators'
 export type CollectorRoute = 'profiles' | 'accounts'
 
 export interface CollectorRequest {
-  route: CollectorRoute | undefined
+  route: CollectorRoute | 'deletion' | undefined
   projectKey: string | undefined
   method: string
   path: string
@@ -49,6 +51,8 @@ export interface CollectorOptions {
   maxBodyBytes?: number
   /** Called for every request before it is handled; return a Fault to misbehave. */
   fault?: (req: CollectorRequest) => Fault | undefined
+  /** The fake deletion API: which secret key it accepts, and when a request completes. */
+  deletion?: DeletionEndpointOptions
 }
 
 export interface ReceivedBatch {
@@ -69,12 +73,15 @@ export interface CollectorStats {
   accounts: { events: number, identifies: number, accounts: number }
   /** Items whose message_id had been seen before. */
   duplicates: number
+  deletion: DeletionEndpointStats
 }
 
 export interface Collector {
   readonly url: string
   readonly port: number
   readonly received: ReceivedBatch[]
+  /** Deletion requests created through the fake GDPR API, in order. */
+  readonly deletionRequests: readonly FakeDeletionRequest[]
   stats(): CollectorStats
   /** Every message_id seen, with how many times. */
   messageIds(): ReadonlyMap<string, number>
@@ -98,7 +105,8 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
   const people = new Set<string>()
   const accounts = new Set<string>()
   const sockets = new Set<Socket>()
-  const stats: CollectorStats = {
+  const deletion = new DeletionEndpoint(options.deletion)
+  const stats: Omit<CollectorStats, 'deletion'> = {
     requests: 0,
     accepted: 0,
     rejected: 0,
@@ -141,24 +149,20 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
   function handle (req: IncomingMessage, res: ServerResponse, raw: string, tooLarge: boolean): [CollectorRequest, { status: number, fault: boolean }] {
     stats.requests++
     const path = req.url ?? '/'
-    const m = ROUTE.exec(path.split('?')[0])
-    const route: CollectorRoute | undefined = m === null ? undefined : m[2] === 'batch' ? 'profiles' : 'accounts'
+    const pathname = path.split('?')[0]
+    const m = ROUTE.exec(pathname)
+    const route: CollectorRequest['route'] = m !== null ? (m[2] === 'batch' ? 'profiles' : 'accounts') : isDeletionPath(pathname) ? 'deletion' : undefined
     const projectKey = m === null ? undefined : decodeURIComponent(m[1])
     const info: CollectorRequest = { route, projectKey, method: req.method ?? 'GET', path, seq: stats.requests, headers: req.headers, body: raw }
 
     const fault = options.fault?.(info)
-    // Validate first so a recorded fault stores only what a real server would have stored.
-    const verdict = validate(req, route, projectKey, raw, tooLarge)
-    const userAgent = req.headers['user-agent'] ?? ''
-    const commit = (): void => {
-      if (verdict.ok && route !== undefined && projectKey !== undefined) {
-        if (userAgent === '') stats.missingUserAgent++
-        else record(route, projectKey, userAgent, verdict.body)
-      }
-    }
+    // Decide first so a recorded fault stores only what a real server would have stored.
+    const reply = route === 'deletion'
+      ? deletion.reply(info.method, pathname, req.headers, raw)
+      : batchReply(req, route, projectKey, raw, tooLarge)
     if (fault !== undefined) {
       stats.faults++
-      if (('record' in fault && fault.record === true) || ('kind' in fault && fault.kind === 'truncate')) commit()
+      if (('record' in fault && fault.record === true) || ('kind' in fault && fault.kind === 'truncate')) reply.commit()
       if ('status' in fault) {
         answer(res, fault.status, fault.body ?? { error: `fault injected: HTTP ${fault.status}` }, fault.headers)
         return [info, { status: fault.status, fault: true }]
@@ -174,15 +178,26 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
       // 'hang': leave the request open; close() destroys the socket.
       return [info, { status: 0, fault: true }]
     }
-    if (!verdict.ok) {
-      stats.rejected++
-      answer(res, verdict.status, { error: verdict.error })
-      return [info, { status: verdict.status, fault: false }]
+    reply.commit()
+    if (reply.status >= 400) stats.rejected++
+    else stats.accepted++
+    answer(res, reply.status, reply.payload)
+    return [info, { status: reply.status, fault: false }]
+  }
+
+  function batchReply (req: IncomingMessage, route: CollectorRoute | undefined, projectKey: string | undefined, raw: string, tooLarge: boolean): Reply {
+    const verdict = validate(req, route, projectKey, raw, tooLarge)
+    if (!verdict.ok) return { status: verdict.status, payload: { error: verdict.error }, commit: () => {} }
+    const userAgent = req.headers['user-agent'] ?? ''
+    return {
+      status: 200,
+      payload: { ok: true },
+      commit: () => {
+        if (route === undefined || projectKey === undefined) return
+        if (userAgent === '') stats.missingUserAgent++
+        else record(route, projectKey, userAgent, verdict.body)
+      }
     }
-    commit()
-    stats.accepted++
-    answer(res, 200, { ok: true })
-    return [info, { status: 200, fault: false }]
   }
 
   type Verdict = { ok: true, body: Record<string, unknown> } | { ok: false, status: number, error: string }
@@ -243,10 +258,12 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     url,
     port: address.port,
     received,
+    deletionRequests: deletion.requests,
     stats: () => ({
       ...stats,
       profiles: { ...stats.profiles },
-      accounts: { ...stats.accounts }
+      accounts: { ...stats.accounts },
+      deletion: deletion.stats()
     }),
     messageIds: () => ids,
     waitFor (predicate) {
@@ -264,12 +281,14 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     summary () {
       const p = stats.profiles
       const a = stats.accounts
+      const d = deletion.stats()
       return [
         `collector at ${url}`,
         `  requests: ${stats.requests} (${stats.accepted} accepted, ${stats.rejected} rejected, ${stats.faults} faults, ${stats.missingUserAgent} without User-Agent)`,
         `  profiles: ${p.people} people, ${p.events} events, ${p.identifies} identifies, ${p.page_views} page views`,
         `  accounts: ${a.accounts} accounts, ${a.events} events, ${a.identifies} identifies`,
-        `  duplicate message_ids: ${stats.duplicates}`
+        `  duplicate message_ids: ${stats.duplicates}`,
+        `  deletion requests: ${d.requests} (${d.emails} emails, ${d.ignoredEmails} past the 50th ignored), ${d.polls} status checks, ${d.completed} completed`
       ].join('\n')
     },
     on (event, listener) {

@@ -5,6 +5,7 @@ export type KoalaErrorCode =
   | 'KOALA_ERR_REFUSED'
   | 'KOALA_ERR_DELIVERY'
   | 'KOALA_ERR_INGEST_DISABLED'
+  | 'KOALA_ERR_DELETION'
 
 export class KoalaError extends Error {
   readonly code: KoalaErrorCode
@@ -28,8 +29,8 @@ export class ConfigError extends KoalaError {
 export class InputError extends KoalaError {
   readonly field: string
   readonly reason: string
-  readonly call: CallName
-  constructor (call: CallName, field: string, reason: string, options?: { cause?: unknown }) {
+  readonly call: CallName | DeletionCallName
+  constructor (call: CallName | DeletionCallName, field: string, reason: string, options?: { cause?: unknown }) {
     super(`${call}(): ${field} ${reason}`, 'KOALA_ERR_INVALID_INPUT', options)
     this.call = call
     this.field = field
@@ -38,6 +39,9 @@ export class InputError extends KoalaError {
 }
 
 export type CallName = 'track' | 'identify' | 'page' | 'trackAccount' | 'identifyAccount'
+
+/** Calls of the deletion client (koala-tracker/deletion), which is not a tracker. */
+export type DeletionCallName = 'requestDeletion' | 'getStatus' | 'waitForCompletion'
 
 export type RefusalReason = 'queue_full' | 'closed' | 'disabled'
 
@@ -86,6 +90,41 @@ export class IngestDisabledError extends KoalaError {
       'the tracker has stopped sending and refuses further calls (check publicKey and baseUrl)', 'KOALA_ERR_INGEST_DISABLED')
     this.status = status
     this.body = body
+  }
+}
+
+export type DeletionFailureReason =
+  /** 401 or 403: Koala refused the secret key. */
+  | 'unauthorized'
+  /** 404: an unknown deletion request id (GET), or no deletion endpoint at baseUrl (POST). */
+  | 'not_found'
+  /** Any other refusal: a 4xx, 501, 505, a redirect, or a request undici cannot send. */
+  | 'rejected'
+  /** Retries ran out (maxAttempts or maxRetryDurationMs). */
+  | 'retry_exhausted'
+  /** The call's deadline passed; a POST cut short may or may not have reached Koala. */
+  | 'timeout'
+  /** A 2xx answer whose body is not what Koala documents. */
+  | 'bad_response'
+  /** Not attempted: an earlier failure would have repeated for this request too. */
+  | 'skipped'
+
+/** A deletion request that could not be made or checked. Never carries the secret key. */
+export class DeletionError extends KoalaError {
+  readonly reason: DeletionFailureReason
+  readonly status: number | undefined
+  /** The start of Koala's answer, with anything that looks like a key redacted. */
+  readonly body: string | undefined
+  readonly attempts: number
+  /** The deletion request id, for a status check. */
+  readonly requestId: string | undefined
+  constructor (message: string, info: { reason: DeletionFailureReason, attempts: number, status?: number, body?: string, requestId?: string }) {
+    super(message, 'KOALA_ERR_DELETION')
+    this.reason = info.reason
+    this.status = info.status
+    this.body = info.body
+    this.attempts = info.attempts
+    this.requestId = info.requestId
   }
 }
 

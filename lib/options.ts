@@ -5,8 +5,25 @@ import { ConfigError, type KoalaError } from './errors'
 import type { LoggerLike } from './logger'
 import type { Transport } from './transport'
 
+/** Injection points shared by the tracker and the deletion client. */
+export interface SharedInjections {
+  /** A pino (or pino-compatible) logger. Default: warnings and errors to stderr. */
+  logger?: LoggerLike
+  /** For tests: the source of time and timers. */
+  clock?: Clock
+  /** An undici Dispatcher (Agent, ProxyAgent, MockAgent) to send through. Never closed by koala-tracker. */
+  dispatcher?: Dispatcher
+  /** For tests: random numbers in [0, 1) for retry jitter. */
+  random?: () => number
+}
+
+/** The option names of T whose values are numbers. */
+export type NumericKeys<T> = Exclude<{
+  [K in keyof T]-?: NonNullable<T[K]> extends number ? K : never
+}[keyof T], undefined>
+
 /** Options for createTracker(). Every number carries its unit in its name. */
-export interface TrackerOptions {
+export interface TrackerOptions extends SharedInjections {
   /** Koala project's public key (`pk_...`, Settings → Install). Required. */
   publicKey: string
   /** Where requests go. Default: `https://api2.getkoala.com`. A path prefix (for a proxy) is kept. */
@@ -49,21 +66,11 @@ export interface TrackerOptions {
   strict?: boolean
   /** Called with every refused call and every failed batch. Errors it throws are contained. */
   onError?: (error: KoalaError) => void
-  /** A pino (or pino-compatible) logger. Default: warnings and errors to stderr. */
-  logger?: LoggerLike
-  /** For tests: the source of time and timers. */
-  clock?: Clock
   /** For tests or custom HTTP: replaces the undici Pool entirely. */
   transport?: Transport
-  /** An undici Dispatcher (Agent, ProxyAgent, MockAgent) to send through. Not closed by the tracker. */
-  dispatcher?: Dispatcher
-  /** For tests: random numbers in [0, 1) for retry jitter. */
-  random?: () => number
 }
 
-type NumericOption = Exclude<{
-  [K in keyof TrackerOptions]-?: NonNullable<TrackerOptions[K]> extends number ? K : never
-}[keyof TrackerOptions], undefined>
+type NumericOption = NumericKeys<TrackerOptions>
 
 /** Every default in one place. */
 export const DEFAULTS = Object.freeze({
@@ -127,7 +134,7 @@ const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
   logSummaryIntervalMs: [0, 2 ** 31 - 1]
 }
 
-function checkInt (name: string, value: unknown, [min, max]: [number, number]): number {
+export function checkInt (name: string, value: unknown, [min, max]: [number, number]): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new ConfigError(name, `must be an integer, got ${typeof value === 'number' ? value : typeof value}`)
   }
@@ -135,10 +142,39 @@ function checkInt (name: string, value: unknown, [min, max]: [number, number]): 
   return value
 }
 
-function checkFunction (name: string, value: unknown): void {
+export function checkFunction (name: string, value: unknown): void {
   if (value !== undefined && typeof value !== 'function') {
     throw new ConfigError(name, `must be a function, got ${typeof value}`)
   }
+}
+
+export function checkClock (clock: Clock | undefined): void {
+  if (clock !== undefined && (typeof clock.now !== 'function' || typeof clock.setTimeout !== 'function' ||
+    typeof clock.clearTimeout !== 'function')) {
+    throw new ConfigError('clock', 'must have now(), setTimeout() and clearTimeout()')
+  }
+}
+
+export function checkLogger (logger: LoggerLike | undefined): void {
+  if (logger !== undefined && (typeof logger.warn !== 'function' || typeof logger.error !== 'function' ||
+    typeof logger.debug !== 'function')) {
+    throw new ConfigError('logger', 'must have debug(), warn() and error() methods (a pino logger works)')
+  }
+}
+
+/** An absolute http(s) URL without query or fragment; the caller decides what the path means. */
+export function parseBaseUrl (baseUrl: unknown, name = 'baseUrl'): URL {
+  let url: URL
+  try {
+    url = new URL(baseUrl as string)
+  } catch {
+    throw new ConfigError(name, `must be an absolute http(s) URL, got ${JSON.stringify(baseUrl)}`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(name, `must use http or https, got ${url.protocol}`)
+  }
+  if (url.search !== '' || url.hash !== '') throw new ConfigError(name, 'must not have a query or fragment')
+  return url
 }
 
 /** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
@@ -167,16 +203,7 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   }
 
   const baseUrl = input.baseUrl ?? DEFAULTS.baseUrl
-  let url: URL
-  try {
-    url = new URL(baseUrl)
-  } catch {
-    throw new ConfigError('baseUrl', `must be an absolute http(s) URL, got ${JSON.stringify(baseUrl)}`)
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('baseUrl', `must use http or https, got ${url.protocol}`)
-  }
-  if (url.search !== '' || url.hash !== '') throw new ConfigError('baseUrl', 'must not have a query or fragment')
+  const url = parseBaseUrl(baseUrl)
   const prefix = url.pathname.replace(/\/+$/, '')
 
   if (input.strict !== undefined && typeof input.strict !== 'boolean') {
@@ -184,17 +211,11 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   }
   checkFunction('onError', input.onError)
   checkFunction('random', input.random)
-  if (input.clock !== undefined && (typeof input.clock.now !== 'function' || typeof input.clock.setTimeout !== 'function' ||
-    typeof input.clock.clearTimeout !== 'function')) {
-    throw new ConfigError('clock', 'must have now(), setTimeout() and clearTimeout()')
-  }
+  checkClock(input.clock)
   if (input.transport !== undefined && typeof input.transport.send !== 'function') {
     throw new ConfigError('transport', 'must have a send() method')
   }
-  if (input.logger !== undefined && (typeof input.logger.warn !== 'function' || typeof input.logger.error !== 'function' ||
-    typeof input.logger.debug !== 'function')) {
-    throw new ConfigError('logger', 'must have debug(), warn() and error() methods (a pino logger works)')
-  }
+  checkLogger(input.logger)
 
   const options: ResolvedOptions = Object.freeze({
     ...numbers,

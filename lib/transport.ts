@@ -96,7 +96,7 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
  * with the socket. The status already decided the outcome, so a body that
  * breaks off only shortens the report.
  */
-async function readStart (body: AsyncIterable<Buffer>): Promise<string> {
+export async function readStart (body: AsyncIterable<Buffer>): Promise<string> {
   let text = ''
   try {
     for await (const chunk of body) {

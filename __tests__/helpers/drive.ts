@@ -9,6 +9,11 @@ import { tick } from './setup'
  * Returns the clock jumps taken, in order.
  */
 export async function driveUntil<T> (tracker: Tracker, clock: FakeClock, until: Promise<T>): Promise<{ value: T, jumps: number[] }> {
+  return await driveClock(clock, until, () => tracker.stats().inFlightRequests > 0)
+}
+
+/** driveUntil for anything that can say whether it has a request in flight. */
+export async function driveClock<T> (clock: FakeClock, until: Promise<T>, busy: () => boolean): Promise<{ value: T, jumps: number[] }> {
   let settled = false
   let value!: T
   void until.then(v => { value = v; settled = true })
@@ -16,13 +21,13 @@ export async function driveUntil<T> (tracker: Tracker, clock: FakeClock, until: 
   for (let idle = 0; !settled;) {
     await tick()
     if (settled) break
-    if (tracker.stats().inFlightRequests > 0) continue
+    if (busy()) continue
     const jump = clock.next()
     if (jump !== undefined) {
       jumps.push(jump)
       idle = 0
     } else if (++idle > 10_000) {
-      throw new Error('driveUntil: nothing in flight, no timer, and the promise never settled')
+      throw new Error('driveClock: nothing in flight, no timer, and the promise never settled')
     }
   }
   return { value, jumps }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:net'
 import { startCollector, type Collector, type CollectorOptions } from '../../lib/collector'
 import type { EventName, TrackerEvents } from '../../lib/events'
 import type { LoggerLike } from '../../lib/logger'
@@ -82,3 +83,14 @@ export async function nextEvent<E extends EventName> (tracker: Tracker, event: E
 
 /** Lets queued microtasks and I/O callbacks run once. */
 export const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
+
+/** A port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+export async function freePort (): Promise<number> {
+  return await new Promise(resolve => {
+    const s = createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
