@@ -77,7 +77,7 @@ test('account_id alone keys its own bucket; with a domain it rides along, and a 
   h.tracker.trackAccount({ domain: 'acme.com', account_id: 'acct_3', event: 'd' })
   await h.tracker.flush()
   const bodies = h.collector.received.map(r => r.body as { domain?: string, account_id?: string, events: Array<{ event: string }> })
-  expect(bodies.map(b => [b.domain, b.account_id, b.events.map(e => e.event).join('')]).sort((x, y) => x[2].localeCompare(y[2]))).toEqual([
+  expect(bodies.map(b => [b.domain, b.account_id, b.events.map(e => e.event).join('')]).sort((x, y) => String(x[2]).localeCompare(String(y[2])))).toEqual([
     [undefined, 'acct_1', 'a'],
     ['acme.com', 'acct_2', 'bc'],
     ['acme.com', 'acct_3', 'd']
