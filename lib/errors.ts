@@ -39,12 +39,13 @@ export class InputError extends KoalaError {
 
 export type CallName = 'track' | 'identify' | 'page' | 'trackAccount' | 'identifyAccount'
 
-export type RefusalReason = 'queue_full' | 'closed' | 'disabled'
+export type RefusalReason = 'queue_full' | 'closed' | 'disabled' | 'unconfigured'
 
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   queue_full: 'the buffer is full (maxBufferedItems or maxBufferedBytes reached)',
   closed: 'the tracker is closed',
-  disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)'
+  disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)',
+  unconfigured: 'koala-tracker is not configured: call init({ publicKey }) at start-up or set KOALA_PUBLIC_KEY'
 }
 
 /** A valid call the tracker could not accept. */
