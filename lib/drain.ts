@@ -1,0 +1,81 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Clock, TimerHandle } from './clock'
+
+/** What draining needs from a server: node:http and node:https servers (and Express's app.listen() result) fit. */
+export interface DrainableServer {
+  close(callback?: (err?: Error) => void): unknown
+  closeIdleConnections?(): void
+  closeAllConnections?(): void
+  on(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown
+  removeListener(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown
+}
+
+export interface DrainResult {
+  /** Whether connections were still open at the deadline and had to be cut. */
+  forced: boolean
+}
+
+/**
+ * Stops one server gracefully. From creation it keeps the set of responses in
+ * flight (one Set entry per request), because Node's server.close() alone
+ * leaves a keep-alive socket open after its last response until the
+ * keep-alive timeout. Draining stops the listener, closes idle sockets, marks
+ * every unsent response `Connection: close`, closes each socket as its last
+ * response ends, and cuts whatever is left at the deadline.
+ */
+export class ServerDrain {
+  readonly server: DrainableServer
+  readonly #inFlight = new Set<ServerResponse>()
+  #draining = false
+  #done: Promise<DrainResult> | undefined
+
+  /** One function for every response: 'close' listeners run with `this` set to the response. */
+  readonly #onResponseClose: (this: ServerResponse) => void
+
+  constructor (server: DrainableServer) {
+    this.server = server
+    const drain = this
+    this.#onResponseClose = function (this: ServerResponse) {
+      drain.#inFlight.delete(this)
+      // A response whose headers went out before the drain began leaves a keep-alive socket: close it now it is idle.
+      if (drain.#draining) drain.server.closeIdleConnections?.()
+    }
+    server.on('request', this.#onRequest)
+  }
+
+  get inFlight (): number { return this.#inFlight.size }
+
+  readonly #onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
+    this.#inFlight.add(res)
+    res.once('close', this.#onResponseClose)
+    if (this.#draining) this.#closeAfter(res)
+  }
+
+  #closeAfter (res: ServerResponse): void {
+    if (!res.headersSent) res.setHeader('connection', 'close')
+  }
+
+  /** Resolves once every connection is closed, or at the deadline after cutting the rest. Never rejects. */
+  drain (timeoutMs: number, clock: Clock): Promise<DrainResult> {
+    this.#done ??= new Promise(resolve => {
+      this.#draining = true
+      let forced = false
+      // Ref'd on purpose: the process must live until the drain is over.
+      const timer: TimerHandle = clock.setTimeout(() => {
+        forced = true
+        this.server.closeAllConnections?.()
+      }, timeoutMs, true)
+      this.server.close(() => {
+        clock.clearTimeout(timer)
+        resolve({ forced })
+      })
+      for (const res of this.#inFlight) this.#closeAfter(res)
+      this.server.closeIdleConnections?.()
+    })
+    return this.#done
+  }
+
+  dispose (): void {
+    this.server.removeListener('request', this.#onRequest)
+  }
+}
