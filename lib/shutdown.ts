@@ -55,6 +55,11 @@ export interface ShutdownHook {
   readonly shuttingDown: boolean
 }
 
+export const SHUTDOWN_DEFAULTS = Object.freeze({
+  signals: Object.freeze(['SIGTERM', 'SIGINT'] as NodeJS.Signals[]),
+  drainTimeoutMs: 10_000
+})
+
 const toList = <T>(v: T | T[] | undefined): T[] => v === undefined ? [] : Array.isArray(v) ? v : [v]
 
 function check (options: ShutdownOptions): void {
@@ -94,8 +99,8 @@ class Hook implements ShutdownHook {
 
   constructor (options: ShutdownOptions, source: SignalSource) {
     this.#source = source
-    this.#signals = options.signals ?? ['SIGTERM', 'SIGINT']
-    this.#drainTimeoutMs = options.drainTimeoutMs ?? 10_000
+    this.#signals = options.signals ?? [...SHUTDOWN_DEFAULTS.signals]
+    this.#drainTimeoutMs = options.drainTimeoutMs ?? SHUTDOWN_DEFAULTS.drainTimeoutMs
     this.#trackerTimeoutMs = options.trackerTimeoutMs
     this.#exit = options.exit ?? ((signal) => { source.kill(source.pid, signal) })
     this.#clock = options.clock ?? systemClock
