@@ -14,6 +14,8 @@ describe('readKoId', () => {
     ['quoted', `ko_id="${ID}"`, ID],
     ['a longer name that ends in ko_id', `xko_id=${ID}`, undefined],
     ['a name that starts with ko_id', `ko_id2=${ID}`, undefined],
+    ['inside another cookie\'s value', `ref=ko_id=${ID}`, undefined],
+    ['after a value that mentions it', `ref=ko_id=x; ko_id=${OTHER}`, OTHER],
     ['a second ko_id after a malformed one', `ko_id=junk; ko_id=${OTHER}`, OTHER],
     ['the first of two valid ones (the browser sends the most specific first)', `ko_id=${ID}; ko_id=${OTHER}`, ID],
     ['not a UUID', 'ko_id=abc', undefined],

@@ -79,15 +79,26 @@ export function isValidKoId (value: string): boolean {
  * undefined, so a hostile value is never sent to Koala.
  */
 export function readKoId (header: string | string[] | undefined): string | undefined {
-  if (typeof header !== 'string' || !header.includes(KO_ID)) return undefined
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=')
-    if (eq === -1 || part.slice(0, eq).trim() !== KO_ID) continue
-    let value = part.slice(eq + 1).trim()
+  if (typeof header !== 'string') return undefined
+  // Jump from one `ko_id` to the next instead of splitting the whole header: most requests carry other cookies.
+  for (let at = header.indexOf(KO_ID); at !== -1; at = header.indexOf(KO_ID, at + KO_ID.length)) {
+    let start = at + KO_ID.length
+    while (header.charCodeAt(start) === 32) start++
+    if (header.charCodeAt(start) !== 61 /* = */ || !startsName(header, at)) continue
+    let end = header.indexOf(';', start)
+    if (end === -1) end = header.length
+    let value = header.slice(start + 1, end).trim()
     if (value.length === 38 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1)
     if (isValidKoId(value)) return value
   }
   return undefined
+}
+
+/** Whether the name found at `at` is a whole cookie name: only spaces between it and the previous `;`. */
+function startsName (header: string, at: number): boolean {
+  let i = at - 1
+  while (i >= 0 && header.charCodeAt(i) === 32) i--
+  return i < 0 || header.charCodeAt(i) === 59 /* ; */
 }
 
 /** The Set-Cookie value for a ko_id. Never HttpOnly. */
