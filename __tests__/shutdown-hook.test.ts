@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { Agent, Client, request } from 'undici'
 import type { Closable, ShutdownOptions, ShutdownResult, SignalSource } from '../lib/shutdown'
 import { gracefulShutdown } from '../lib/shutdown'
@@ -52,7 +52,9 @@ beforeEach(() => {
   const exit = (s: NodeJS.Signals): void => { exits.push(s); resolveExit(s) }
   base = { process: proc, clock, exit }
 })
+const sockets: Socket[] = []
 afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy()
   await agent.destroy()
   for (const s of servers.splice(0)) { s.closeAllConnections(); s.close() }
   await h?.done()
@@ -219,4 +221,25 @@ test.each<[ShutdownOptions, string]>([
 ])('bad options are a ConfigError naming the option: %j', (options, option) => {
   expect(() => gracefulShutdown({ ...base, ...options })).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_OPTION', option }))
   expect(proc.listenerCount('SIGTERM')).toBe(0)
+})
+
+test('an upgraded socket (a WebSocket) does not hold the shutdown past drainTimeoutMs', async () => {
+  const tracker = spyTracker()
+  const { server, url } = await serve((_req, res) => res.end())
+  const upgraded = gate()
+  server.on('upgrade', (_req, socket: Socket) => {
+    sockets.push(socket)
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n')
+    upgraded.open() // and keep it open, as a WebSocket would
+  })
+  const client = connect(Number(new URL(url).port), '127.0.0.1')
+  sockets.push(client)
+  client.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n')
+  await upgraded.wait
+  const hook = gracefulShutdown({ ...base, server, tracker, logger: memoryLogger() })
+  proc.signal('SIGTERM')
+  clock.advance(10_000)
+  expect(await exited).toBe('SIGTERM')
+  expect((await hook.shutdown()).servers).toEqual([{ forced: true }])
+  expect(tracker.calls).toBe(1)
 })

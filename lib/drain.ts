@@ -11,7 +11,7 @@ export interface DrainableServer {
 }
 
 export interface DrainResult {
-  /** Whether connections were still open at the deadline and had to be cut. */
+  /** Whether connections were still open at the deadline: HTTP ones were cut, and the drain ended without waiting for others. */
   forced: boolean
 }
 
@@ -59,15 +59,15 @@ export class ServerDrain {
   drain (timeoutMs: number, clock: Clock): Promise<DrainResult> {
     this.#done ??= new Promise(resolve => {
       this.#draining = true
-      let forced = false
       // Ref'd on purpose: the process must live until the drain is over.
       const timer: TimerHandle = clock.setTimeout(() => {
-        forced = true
         this.server.closeAllConnections?.()
+        // Not waiting for close(): an upgraded socket (a WebSocket) is no longer the server's to cut, and would hold it open.
+        resolve({ forced: true })
       }, timeoutMs, true)
       this.server.close(() => {
         clock.clearTimeout(timer)
-        resolve({ forced })
+        resolve({ forced: false })
       })
       for (const res of this.#inFlight) this.#closeAfter(res)
       this.server.closeIdleConnections?.()
