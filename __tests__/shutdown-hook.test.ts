@@ -243,3 +243,16 @@ test('an upgraded socket (a WebSocket) does not hold the shutdown past drainTime
   expect((await hook.shutdown()).servers).toEqual([{ forced: true }])
   expect(tracker.calls).toBe(1)
 })
+
+test('a server whose close() throws is reported, and the trackers are still closed and the process still exits', async () => {
+  const logger = memoryLogger()
+  const tracker = spyTracker()
+  const broken = { on () {}, removeListener () {}, close () { throw new Error('close broke') } }
+  const hook = gracefulShutdown({ ...base, server: broken, tracker, logger })
+  proc.signal('SIGTERM')
+  expect(await exited).toBe('SIGTERM')
+  expect(await hook.shutdown()).toMatchObject({ servers: [{ forced: false }], trackers: [expect.anything()] })
+  expect(tracker.calls).toBe(1)
+  expect(clock.pending()).toEqual([]) // no deadline timer left to hold the process
+  expect(logger.lines).toEqual([expect.objectContaining({ level: 'error', msg: expect.stringContaining('closing a server failed') })])
+})

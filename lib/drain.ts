@@ -43,8 +43,6 @@ export class ServerDrain {
     server.on('request', this.#onRequest)
   }
 
-  get inFlight (): number { return this.#inFlight.size }
-
   readonly #onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
     this.#inFlight.add(res)
     res.once('close', this.#onResponseClose)
@@ -55,20 +53,21 @@ export class ServerDrain {
     if (!res.headersSent) res.setHeader('connection', 'close')
   }
 
-  /** Resolves once every connection is closed, or at the deadline after cutting the rest. Never rejects. */
+  /** Resolves once every connection is closed, or at the deadline after cutting the rest. */
   drain (timeoutMs: number, clock: Clock): Promise<DrainResult> {
     this.#done ??= new Promise(resolve => {
       this.#draining = true
+      // close() first: if it throws, no deadline timer is left behind. Its callback never runs synchronously.
+      this.server.close(() => {
+        clock.clearTimeout(timer)
+        resolve({ forced: false })
+      })
       // Ref'd on purpose: the process must live until the drain is over.
       const timer: TimerHandle = clock.setTimeout(() => {
         this.server.closeAllConnections?.()
         // Not waiting for close(): an upgraded socket (a WebSocket) is no longer the server's to cut, and would hold it open.
         resolve({ forced: true })
       }, timeoutMs, true)
-      this.server.close(() => {
-        clock.clearTimeout(timer)
-        resolve({ forced: false })
-      })
       for (const res of this.#inFlight) this.#closeAfter(res)
       this.server.closeIdleConnections?.()
     })

@@ -142,7 +142,10 @@ class Hook implements ShutdownHook {
   async #run (): Promise<ShutdownResult> {
     const result: ShutdownResult = { signal: this.#signal, servers: [], trackers: [] }
     // Servers first: events tracked by the requests in flight must be buffered before the trackers close.
-    result.servers = await Promise.all(this.#drains.map(async d => await d.drain(this.#drainTimeoutMs, this.#clock)))
+    result.servers = await Promise.all(this.#drains.map(async d => await d.drain(this.#drainTimeoutMs, this.#clock).catch((err: unknown) => {
+      this.#reporter.note('server', 'error', { err }, 'koala-tracker: closing a server failed during shutdown')
+      return { forced: false }
+    })))
     if (result.servers.some(r => r.forced)) {
       this.#reporter.note('drain', 'warn', { drainTimeoutMs: this.#drainTimeoutMs },
         `koala-tracker: requests were still running after ${this.#drainTimeoutMs} ms; their connections were closed`)
