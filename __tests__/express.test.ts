@@ -157,6 +157,17 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(h.collector.received).toHaveLength(3)
     })
 
+    test('an empty email from the resolver counts as none; one that is not an address is refused, naming email', async () => {
+      await start({ resolveEmail: (req: Request) => req.user?.email })
+      const blank = person()
+      await app.post('/event/Viewed', { cookie: `ko_id=${blank}`, 'x-user': '  ' })
+      await app.post('/event/Viewed', { cookie: `ko_id=${person()}`, 'x-user': 'not-an-address' })
+      await h.tracker.flush()
+      expect(h.collector.received.map(r => r.body)).toEqual([expect.objectContaining({ profile_id: blank })])
+      expect(h.collector.received[0].body).not.toHaveProperty('email')
+      expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'email' })])
+    })
+
     test('a resolver that throws is contained: the event goes without an email and one warning is logged', async () => {
       const logger = memoryLogger()
       await start({ logger, resolveEmail: () => { throw new Error('session store down') } })
