@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { EXIT, main } from '../lib/cli'
 import { DELETION_DEFAULTS } from '../lib/deletion-options'
+import { COOKIE_DEFAULTS } from '../lib/cookie'
 import { DEFAULTS } from '../lib/options'
+import { SHUTDOWN_DEFAULTS } from '../lib/shutdown'
 import { ROOT } from './helpers/child'
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
@@ -46,4 +48,16 @@ describe('docs/deletion.md', () => {
     await main(['help'], { env: {}, out: l => out.push(l), err: () => {}, readFile: () => '', stopRequested: async () => {} })
     for (const flag of out.join('\n').match(/--[a-z-]+/g) ?? []) expect([flag, doc.includes(flag) || flag === '--help' || flag === '--version']).toEqual([flag, true])
   })
+})
+
+test('docs/express.md states the cookie and shutdown defaults as the code has them', () => {
+  const guide = readFileSync(join(ROOT, 'docs/express.md'), 'utf8')
+  const rows = new Map<string, string>()
+  for (const m of guide.matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)) rows.set(m[1], m[2].trim())
+  expect(rows.get('maxAgeMs')).toBe(`${COOKIE_DEFAULTS.maxAgeMs / 86_400_000} days`)
+  expect(rows.get('sameSite')).toBe(`\`${COOKIE_DEFAULTS.sameSite}\``)
+  expect(rows.get('secure')).toBe(`\`${COOKIE_DEFAULTS.secure}\``)
+  expect(rows.get('path')).toBe(`\`${COOKIE_DEFAULTS.path}\``)
+  expect(rows.get('drainTimeoutMs')).toBe(String(SHUTDOWN_DEFAULTS.drainTimeoutMs))
+  expect(rows.get('signals')).toBe(`\`${JSON.stringify(SHUTDOWN_DEFAULTS.signals).replace(/"/g, "'").replace(',', ', ')}\``)
 })

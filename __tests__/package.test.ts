@@ -18,14 +18,19 @@ test.each([['import-esm.mjs', 'esm'], ['import-cjs.cjs', 'cjs']])('%s loads the 
   const { code, stdout, stderr } = await startNode([join(FIXTURES, file)]).exited
   expect(stderr).toBe('')
   expect(code).toBe(0)
-  expect(JSON.parse(stdout)).toEqual({ format, VERSION, delivered: 1, received: 1, deleted: 1, errorClass: 'function' })
+  // Every entry point loads, re-exports share one object, and loading installs no signal handler.
+  expect(JSON.parse(stdout)).toEqual({
+    format, VERSION, delivered: 1, received: 1, deleted: 1, errorClass: 'function', entries: ['function', 'function', 'function'], shared: true, signalListeners: 0
+  })
 })
 
-test('import and require share one implementation (no dual-package hazard)', () => {
+test.each([
+  ['koala-tracker', 'Tracker'], ['koala-tracker/singleton', 'koala'], ['koala-tracker/express', 'koalaMiddleware'], ['koala-tracker/shutdown', 'gracefulShutdown'],
+  ['koala-tracker/deletion', 'DeletionClient']
+])('import and require of %s share one implementation (no dual-package hazard)', (entry, name) => {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e',
-    "import { createRequire } from 'node:module'; import * as esm from 'koala-tracker'; import * as esmDeletion from 'koala-tracker/deletion'; " +
-    "const req = createRequire(process.cwd() + '/x.js'); const cjs = req('koala-tracker'); const cjsDeletion = req('koala-tracker/deletion'); " +
-    'process.stdout.write(String(esm.Tracker === cjs.Tracker && esmDeletion.DeletionClient === cjsDeletion.DeletionClient && esmDeletion.KoalaError === esm.KoalaError))'],
+    `import { createRequire } from 'node:module'; import * as esm from '${entry}'; ` +
+    `const cjs = createRequire(process.cwd() + '/x.js')('${entry}'); process.stdout.write(String(esm.${name} !== undefined && esm.${name} === cjs.${name}))`],
   { cwd: ROOT }).toString()
   expect(out).toBe('true')
 })

@@ -43,12 +43,13 @@ export type CallName = 'track' | 'identify' | 'page' | 'trackAccount' | 'identif
 /** Calls of the deletion client (koala-tracker/deletion), which is not a tracker. */
 export type DeletionCallName = 'requestDeletion' | 'getStatus' | 'waitForCompletion'
 
-export type RefusalReason = 'queue_full' | 'closed' | 'disabled'
+export type RefusalReason = 'queue_full' | 'closed' | 'disabled' | 'unconfigured'
 
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   queue_full: 'the buffer is full (maxBufferedItems or maxBufferedBytes reached)',
   closed: 'the tracker is closed',
-  disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)'
+  disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)',
+  unconfigured: 'koala-tracker is not configured: call init({ publicKey }) at start-up or set KOALA_PUBLIC_KEY'
 }
 
 /** A valid call the tracker could not accept. */

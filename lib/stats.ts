@@ -47,7 +47,7 @@ export class RouteCounters {
   sent = 0
   bufferedItems = 0
   readonly failedBy: Record<FailureReason, number> = { rejected: 0, retry_exhausted: 0, disabled: 0, shutdown: 0 }
-  readonly droppedBy: Record<DropReason, number> = { invalid: 0, queue_full: 0, closed: 0, disabled: 0, error: 0 }
+  readonly droppedBy: Record<DropReason, number> = { invalid: 0, queue_full: 0, closed: 0, disabled: 0, unconfigured: 0, error: 0 }
 
   snapshot (buckets: number): RouteStats {
     return {

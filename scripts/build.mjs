@@ -12,7 +12,7 @@ const dist = join(root, 'dist')
 const require = createRequire(import.meta.url)
 
 // Public entry points: name in dist/esm -> module under lib/.
-const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion' }
+const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion', singleton: 'singleton', express: 'express', shutdown: 'shutdown' }
 
 rmSync(dist, { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })

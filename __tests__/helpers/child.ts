@@ -10,6 +10,8 @@ export interface Child {
   process: ChildProcess
   /** Resolves when the child has printed a line containing `text` on stdout. */
   waitForOutput(text: string): Promise<void>
+  /** What the child has printed on stdout so far. */
+  output(): string
   /** Resolves when the child exits. Kills it after guardMs so a hang fails the test instead of the suite. */
   exited: Promise<ChildResult>
 }
@@ -41,6 +43,7 @@ export function startNode (args: string[], options: { env?: Record<string, strin
   return {
     process: child,
     exited,
+    output: () => stdout,
     waitForOutput: async (text) => {
       if (stdout.includes(text)) return
       await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,65 @@
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { startCollector, type Collector } from '../lib/collector'
+import { FIXTURES, startNode } from './helpers/child'
+import { person } from './helpers/setup'
+
+let collector: Collector
+afterEach(async () => { await collector.close() })
+
+const N = 1_200
+const SIGNAL_AFTER = 400
+const CONCURRENCY = 16
+
+describe.each([['express', 'Express 5'], ['express4', 'Express 4']])('%s', (module, name) => {
+  test(`${name} under load gets SIGTERM mid-load and exits by the signal with every accepted event delivered`, async () => {
+    // Every fourth request to the collector fails: what is buffered at the signal is delivered through retries.
+    collector = await startCollector({ fault: (req) => req.seq % 4 === 0 ? { status: 503 } : undefined })
+    const child = startNode([join(FIXTURES, 'express-load.cjs')], {
+      env: { EXPRESS_MODULE: module, KOALA_PUBLIC_KEY: 'pk_test', KOALA_BASE_URL: collector.url, KOALA_RETRY_BASE_DELAY_MS: '10' }
+    })
+    await child.waitForOutput('listening ')
+    const port = Number(/listening (\d+)/.exec(child.output())?.[1])
+    const pool = new Pool(`http://127.0.0.1:${port}`, { connections: CONCURRENCY + 1 })
+    const visitors = Array.from({ length: 40 }, () => person())
+
+    // One request that the app answers only after the signal: certainly in flight during the shutdown.
+    const slow = pool.request({ path: '/slow', method: 'POST' }).then(async r => [r.statusCode, await r.body.text()])
+    await child.waitForOutput('slow started')
+
+    const accepted = new Set<number>()
+    let refused = 0
+    let signalled = false
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < N) {
+        const n = next++
+        try {
+          const r = await pool.request({ path: `/load/${n}`, method: 'POST', headers: { cookie: `ko_id=${visitors[n % visitors.length]}` } })
+          await r.body.text()
+          if (r.statusCode === 200) accepted.add(n)
+        } catch {
+          refused++ // the server stopped taking connections
+        }
+        if (!signalled && accepted.size >= SIGNAL_AFTER) {
+          signalled = true
+          child.process.kill('SIGTERM')
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker))
+    const { code, signal, stderr } = await child.exited
+    await pool.destroy()
+
+    expect({ code, signal, stderr }).toEqual({ code: null, signal: 'SIGTERM', stderr: '' })
+    expect(await slow).toEqual([200, 'slow'])
+    expect(accepted.size).toBeGreaterThanOrEqual(SIGNAL_AFTER)
+    expect(refused).toBe(N - accepted.size)
+    expect(refused).toBeGreaterThan(0)
+    // Every request the app answered had its event delivered; nothing else was, and nothing twice.
+    const expected = new Set([...accepted].map(n => `load-${n}`)).add('slow')
+    expect(new Set(collector.messageIds().keys())).toEqual(expected)
+    expect(collector.stats()).toMatchObject({ duplicates: 0, profiles: { events: expected.size } })
+    expect(collector.stats().faults).toBeGreaterThan(0)
+  })
+})

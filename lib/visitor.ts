@@ -1,0 +1,102 @@
+import type { IdentifyCall, JsonObject, PageCall, TrackCall } from './capture'
+
+/** What a visitor handle needs from a tracker: a Tracker, or the singleton `koala`. */
+export interface VisitorTracker {
+  track(call: TrackCall): void
+  identify(call: IdentifyCall): void
+  page(call: PageCall): void
+}
+
+/** Per-call extras for track() and page(); both are filled in when not given. */
+export interface CallOptions {
+  message_id?: string | null
+  sent_at?: string | Date | null
+}
+
+export interface VisitorIdentify {
+  /** Default: the middleware's resolveEmail(req). */
+  email?: string | null
+  traits?: JsonObject | null
+  sent_at?: string | Date | null
+}
+
+/** `req.koala`: the tracker's calls, bound to this request's visitor (ko_id) and known email. */
+export interface KoalaVisitor {
+  /** The visitor's ko_id, as read from the cookie or minted for this request. */
+  readonly profileId: string
+  /** Whether this request minted the ko_id (and set the cookie). */
+  readonly isNew: boolean
+  /** Records a custom event, e.g. `track('Signed Up', { plan: 'pro' })`. */
+  track(event: string, properties?: JsonObject | null, options?: CallOptions): void
+  /** Sends traits and links this visitor with an email (given, or from resolveEmail). */
+  identify(call?: VisitorIdentify): void
+  /** Records a page view; `properties.path` defaults to the request's path, without the query. */
+  page(name?: string | null, properties?: JsonObject | null, options?: CallOptions): void
+}
+
+/** Shared by every handle of one middleware. */
+export interface VisitorHooks<Req> {
+  resolveEmail: ((req: Req) => unknown) | undefined
+  /** Called when resolveEmail throws; the call then goes without an email. */
+  onResolveError: (err: unknown) => void
+}
+
+const isPlainObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** Holds only references: one small object per request, no closures. */
+export class Visitor<Req> implements KoalaVisitor {
+  readonly profileId: string
+  readonly isNew: boolean
+  readonly #tracker: VisitorTracker
+  readonly #req: Req
+  readonly #url: string | undefined
+  readonly #hooks: VisitorHooks<Req>
+
+  constructor (tracker: VisitorTracker, profileId: string, isNew: boolean, req: Req, url: string | undefined, hooks: VisitorHooks<Req>) {
+    this.#tracker = tracker
+    this.profileId = profileId
+    this.isNew = isNew
+    this.#req = req
+    this.#url = url
+    this.#hooks = hooks
+  }
+
+  track (event: string, properties?: JsonObject | null, options?: CallOptions): void {
+    this.#tracker.track({
+      profile_id: this.profileId, email: this.#email(), event, properties, message_id: options?.message_id, sent_at: options?.sent_at
+    })
+  }
+
+  identify (call?: VisitorIdentify): void {
+    const email = call?.email ?? this.#email()
+    this.#tracker.identify({ profile_id: this.profileId, email, traits: call?.traits, sent_at: call?.sent_at })
+  }
+
+  page (name?: string | null, properties?: JsonObject | null, options?: CallOptions): void {
+    const path = this.#path()
+    const props = path === undefined || (properties != null && !isPlainObject(properties)) ? properties : { path, ...properties }
+    this.#tracker.page({
+      profile_id: this.profileId, email: this.#email(), name, properties: props, message_id: options?.message_id, sent_at: options?.sent_at
+    })
+  }
+
+  /** Asked at each call, not once: a login handler sets req.user after this request began. */
+  #email (): string | undefined {
+    const resolve = this.#hooks.resolveEmail
+    if (resolve === undefined) return undefined
+    try {
+      const email = resolve(this.#req)
+      return typeof email === 'string' && email.trim() !== '' ? email : undefined
+    } catch (err) {
+      this.#hooks.onResolveError(err)
+      return undefined
+    }
+  }
+
+  #path (): string | undefined {
+    const url = this.#url
+    if (url === undefined) return undefined
+    const end = url.search(/[?#]/)
+    return end === -1 ? url : url.slice(0, end)
+  }
+}
