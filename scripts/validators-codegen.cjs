@@ -33,7 +33,10 @@ function readSchema (name) {
 function generateValidatorsSource () {
   // allErrors off: the first problem is enough to name the field, and it is faster.
   const ajv = new Ajv2020({ code: { source: true, lines: true }, allErrors: false, strict: true, strictRequired: false })
-  addFormats(ajv, ['uuid', 'email', 'date-time', 'hostname'])
+  addFormats(ajv, ['email', 'date-time', 'hostname'])
+  // ProfileId's pattern is stricter than the uuid format (no urn:uuid: prefix), so the
+  // format's regex could never fail alone: skipping it saves one regex per call.
+  ajv.addFormat('uuid', true)
   ajv.addSchema(readSchema('profile-batch.schema.json'))
   ajv.addSchema(readSchema('account-batch.schema.json'))
   const code = standaloneCode(ajv, EXPORTS)

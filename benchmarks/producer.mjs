@@ -1,0 +1,134 @@
+// One measurement in a fresh process. Prints one JSON line on stdout.
+//   node --expose-gc producer.mjs <mode> <scenario> <port> [tight]
+// mode: tracker (the tracker with default options), pool (raw undici Pool,
+// pre-built bodies: the floor), heap (heap held per buffered item).
+import { createRequire } from 'node:module'
+import { SCENARIOS, call, plan } from './scenarios.mjs'
+import { buildBodies, itemJson } from './bodies.mjs'
+
+const require = createRequire(import.meta.url)
+const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
+const baseUrl = `http://127.0.0.1:${port}`
+const publicKey = 'pk_bench'
+/** As a server yields between requests. */
+const YIELD_EVERY = 1_000
+/** The tracker's default Pool size, read from DEFAULTS so the floor uses the same connections. */
+// KOALA_DIST: another build to measure (e.g. the previous commit's), for before/after ratios.
+const dist = process.env.KOALA_DIST ?? new URL('../dist', import.meta.url).pathname
+const { DEFAULTS, createTracker } = require(`${dist}/cjs/lib/index.js`)
+const { USER_AGENT } = require(`${dist}/cjs/lib/version.js`)
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+const out = (r) => process.stdout.write(JSON.stringify({ mode, scenario, loop, ...r, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n')
+const cpuMicros = (c) => c.user + c.system
+
+async function runTracker () {
+  const p = plan(scenario)
+  // BENCH_OPTS (JSON) is for exploring other settings by hand; `npm run bench` never sets it.
+  const opts = { publicKey, baseUrl, ...JSON.parse(process.env.BENCH_OPTS ?? '{}') }
+  if (loop === 'tight') {
+    // A tight loop never lets a request out until it ends: give it room for every call.
+    opts.maxBufferedItems = p.calls
+  }
+  const t0 = process.hrtime.bigint()
+  const cpu0 = process.cpuUsage()
+  const tracker = createTracker(opts)
+  let callNs = 0n
+  let peakBuffered = 0
+  for (let start = 0; start < p.calls; start += YIELD_EVERY) {
+    const end = Math.min(start + YIELD_EVERY, p.calls)
+    const c0 = process.hrtime.bigint()
+    for (let i = start; i < end; i++) call(tracker, p, i)
+    callNs += process.hrtime.bigint() - c0
+    if (loop === 'yield') {
+      peakBuffered = Math.max(peakBuffered, tracker.stats().bufferedItems)
+      await tick()
+    }
+  }
+  const callsDoneNs = process.hrtime.bigint() - t0
+  const closed = await tracker.close({ timeoutMs: 300_000 })
+  const wallNs = process.hrtime.bigint() - t0
+  const cpu = cpuMicros(process.cpuUsage(cpu0))
+  const s = tracker.stats()
+  out({
+    calls: p.calls,
+    callNs: Number(callNs) / p.calls,
+    callsDoneMs: Number(callsDoneNs) / 1e6,
+    wallMs: Number(wallNs) / 1e6,
+    cpuMicros: cpu,
+    delivered: s.sent,
+    accepted: s.accepted,
+    dropped: s.dropped,
+    failed: s.failed,
+    requests: s.requests.sent,
+    retried: s.requests.retried,
+    peakBuffered,
+    closed
+  })
+}
+
+async function runPool () {
+  const { Pool } = require('undici')
+  const p = plan(scenario)
+  const bodies = buildBodies(p)
+  const path = `/web/projects/${publicKey}/batch`
+  const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
+  const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
+  const t0 = process.hrtime.bigint()
+  const cpu0 = process.cpuUsage()
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs })
+  let next = 0
+  let failed = 0
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]
+      const res = await pool.request({ path, method: 'POST', headers, body })
+      await res.body.dump()
+      if (res.statusCode !== 200) failed++
+    }
+  }
+  await Promise.all(Array.from({ length: connections }, worker))
+  await pool.close()
+  const wallNs = process.hrtime.bigint() - t0
+  const cpu = cpuMicros(process.cpuUsage(cpu0))
+  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpu, delivered: p.calls, requests: bodies.length, failed })
+}
+
+/**
+ * Heap held per buffered item: N calls in one synchronous stretch (so nothing
+ * can be sent yet), with a flush interval that never fires, measured between
+ * two full GCs. Everything the tracker holds counts: buckets, sealed bodies
+ * waiting for the Pool, the LRU. The reference is an array of the same items
+ * as JSON strings, the least any design that keeps JSON can hold.
+ */
+async function runHeap () {
+  const n = Math.min(SCENARIOS[scenario].calls, Number(process.env.HEAP_ITEMS ?? 100_000))
+  const p = plan(scenario, n)
+  const measure = (fill) => {
+    global.gc(); global.gc()
+    const h0 = process.memoryUsage().heapUsed
+    const held = fill()
+    global.gc(); global.gc()
+    const bytes = (process.memoryUsage().heapUsed - h0) / n
+    return { bytes, held }
+  }
+  const ref = measure(() => {
+    const sentAt = new Date().toISOString()
+    const a = new Array(n)
+    for (let i = 0; i < n; i++) a[i] = itemJson(p, i, sentAt)
+    return a
+  })
+  ref.held = undefined
+  const tr = measure(() => {
+    const tracker = createTracker({ publicKey, baseUrl, flushIntervalMs: 2 ** 31 - 1 })
+    for (let i = 0; i < n; i++) call(tracker, p, i)
+    return tracker
+  })
+  const s = tr.held.stats()
+  out({ items: n, bytesPerItem: tr.bytes, jsonBytesPerItem: ref.bytes, buffered: s.bufferedItems, dropped: s.dropped })
+  process.exit(0)
+}
+
+const run = { tracker: runTracker, pool: runPool, heap: runHeap }[mode]
+if (run === undefined) throw new Error(`unknown mode ${mode}`)
+await run()
