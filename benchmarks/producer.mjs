@@ -2,6 +2,7 @@
 //   node --expose-gc producer.mjs <mode> <scenario> <port> [tight]
 // mode: tracker (the tracker with default options), pool (raw undici Pool,
 // pre-built bodies: the floor), heap (heap held per buffered item).
+import crypto from 'node:crypto'
 import { createRequire } from 'node:module'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
 import { buildBodies, itemJson } from './bodies.mjs'
@@ -97,9 +98,10 @@ async function runPool () {
 /**
  * Heap held per buffered item: N calls in one synchronous stretch (so nothing
  * can be sent yet), with a flush interval that never fires, measured between
- * two full GCs. Everything the tracker holds counts: buckets, sealed bodies
+ * two full GCs. Everything the tracker holds counts: buckets, sealed batches
  * waiting for the Pool, the LRU. The reference is an array of the same items
- * as JSON strings, the least any design that keeps JSON can hold.
+ * as flat JSON strings (message_id included), about the least any design
+ * that keeps its items as JSON can hold.
  */
 async function runHeap () {
   const n = Math.min(SCENARIOS[scenario].calls, Number(process.env.HEAP_ITEMS ?? 100_000))
@@ -115,7 +117,8 @@ async function runHeap () {
   const ref = measure(() => {
     const sentAt = new Date().toISOString()
     const a = new Array(n)
-    for (let i = 0; i < n; i++) a[i] = itemJson(p, i, sentAt)
+    // Flat strings, as JSON.stringify returns them (a template literal would leave a rope).
+    for (let i = 0; i < n; i++) a[i] = JSON.stringify(JSON.parse(itemJson(p, i, sentAt)))
     return a
   })
   ref.held = undefined
@@ -129,6 +132,46 @@ async function runHeap () {
   process.exit(0)
 }
 
-const run = { tracker: runTracker, pool: runPool, heap: runHeap }[mode]
+/**
+ * Soak: the S3 mix over 10k people at a steady rate (SOAK_RATE calls/s) for
+ * SOAK_MINUTES, default options; heap (after a full GC) and RSS sampled every
+ * 10 s. Memory is flat when the last minute looks like the second.
+ */
+async function runSoak () {
+  const minutes = Number(process.env.SOAK_MINUTES ?? 10)
+  const rate = Number(process.env.SOAK_RATE ?? 5_000)
+  const total = Math.round(minutes * 60 * rate)
+  const p = plan('S3', total)
+  const people = 10_000
+  for (let i = 0; i < total; i++) p.person[i] = i % people
+  p.ids.length = people
+  for (let i = 1_000; i < people; i++) p.ids[i] = crypto.randomUUID()
+  const tracker = createTracker({ publicKey, baseUrl })
+  const samples = []
+  const t0 = Date.now()
+  const sample = () => {
+    global.gc()
+    const m = process.memoryUsage()
+    samples.push({ s: Math.round((Date.now() - t0) / 1000), heapMB: m.heapUsed / 2 ** 20, rssMB: m.rss / 2 ** 20, buffered: tracker.stats().bufferedItems })
+  }
+  sample()
+  let next = 0
+  const cpu0 = process.cpuUsage()
+  await new Promise((resolve) => {
+    // Every 10 ms, the calls due by now: a steady rate, whatever a turn costs.
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.round(((Date.now() - t0) / 1000) * rate))
+      while (next < due) call(tracker, p, next++)
+      if (next >= total) { clearInterval(tick); clearInterval(probe); resolve() }
+    }, 10)
+    const probe = setInterval(sample, 10_000)
+  })
+  sample()
+  const closed = await tracker.close({ timeoutMs: 60_000 })
+  const s = tracker.stats()
+  out({ calls: total, minutes, rate, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuPerItemUs: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / total })
+}
+
+const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak }[mode]
 if (run === undefined) throw new Error(`unknown mode ${mode}`)
 await run()

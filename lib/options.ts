@@ -17,7 +17,7 @@ export interface TrackerOptions {
   flushIntervalMs?: number
   /** Person (and, separately, account) buckets held at once; the least recently used is sent when full. Default: 10 000. */
   maxBuckets?: number
-  /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 100 000. */
+  /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 200 000. */
   maxBufferedItems?: number
   /** JSON characters held at once, counted like maxBufferedItems. Default: 64 MiB. */
   maxBufferedBytes?: number
@@ -71,7 +71,9 @@ export const DEFAULTS = Object.freeze({
   flushAt: MAX_ITEMS_PER_ARRAY,
   flushIntervalMs: 10_000,
   maxBuckets: 10_000,
-  maxBufferedItems: 100_000,
+  // A held item costs ~200 bytes of heap (docs/benchmarks.md), so 200k is ~40 MB; it lets a
+  // burst of 200k calls ride out a network slower than the caller without refusing any.
+  maxBufferedItems: 200_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxItemBytes: 32 * 1024,
   maxConcurrentRequests: 10,
