@@ -66,6 +66,7 @@ export function renderTable (r) {
     row('raw Pool (floor)', s.pool)
     row('tracker, yields every 1,000 calls', s.tracker)
     row('tracker, tight loop ¹', s.tight)
+    if (s.other !== undefined) row('other build (--compare), yields', s.other)
   }
   out.push('')
   out.push('¹ A loop that never yields cannot let a request out before it ends, so this variant raises `maxBufferedItems` to the number of calls; every other option is the default.')
@@ -76,6 +77,7 @@ export function renderTable (r) {
   out.push('|---|---:|---:|---:|---:|')
   for (const [name, s] of Object.entries(r.scenarios)) {
     out.push(`| ${name} | ${int(s.heap.items)} | ${int(s.heap.bytesPerItem)} | ${int(s.heap.jsonBytesPerItem)} | ${f(s.heap.bytesPerItem / s.heap.jsonBytesPerItem)} |`)
+    if (s.otherHeap !== undefined) out.push(`| ${name}, other build | ${int(s.otherHeap.items)} | ${int(s.otherHeap.bytesPerItem)} | ${int(s.otherHeap.jsonBytesPerItem)} | ${f(s.otherHeap.bytesPerItem / s.otherHeap.jsonBytesPerItem)} |`)
   }
   if (r.coldStart) {
     const c = r.coldStart
@@ -87,6 +89,8 @@ export function renderTable (r) {
     out.push('| Total | require | createTracker | first call | Modules loaded | Reference: ' + `${c.modules + 1} empty modules | Reference: the lazily loaded dependencies, loaded eagerly |`)
     out.push('|---:|---:|---:|---:|---:|---:|---:|')
     out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms |`)
+    const o = r.otherColdStart
+    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | | |`)
   }
   if (r.micro) {
     out.push('')

@@ -8,7 +8,7 @@
 //   npm run bench -- --scenarios S1    some scenarios only (docs are not rewritten)
 //   npm run bench -- --soak [minutes]  only the soak (default 10 minutes)
 //   npm run bench -- --peers           also Segment's and PostHog's SDKs (installs them into benchmarks/.peers)
-//   KOALA_DIST=/path/to/dist npm run bench -- --no-docs   measure another build (before/after)
+//   npm run bench -- --compare /path/to/other/dist   also that build's tracker, interleaved (before/after ratios; docs are not rewritten)
 import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -28,7 +28,8 @@ const value = (name, fallback) => {
 const repeat = Number(value('--repeat', 3))
 const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
-const writeDocs = !flag('--no-docs') && only === undefined && process.env.KOALA_DIST === undefined
+const compare = value('--compare', undefined)
+const writeDocs = !flag('--no-docs') && only === undefined && compare === undefined
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -60,8 +61,9 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   const s = await sink.report()
   r.sink = s
   r.exactlyOnce = s.items === expected && s.missing === 0 && s.duplicated === 0 && s.repeatedIds === 0 && s.badSeq === 0
-  r.itemsPerSec = expected / (r.wallMs / 1000)
-  r.cpuPerItemUs = r.cpuMicros / expected
+  // Per delivered item: a run that lost items must not look cheaper for it.
+  r.itemsPerSec = s.items / (r.wallMs / 1000)
+  r.cpuPerItemUs = r.cpuMicros / s.items
   r.requestsMade = s.requests
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
     `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` : ''}, ` +
@@ -85,13 +87,13 @@ function summarise (runs) {
   }
 }
 
-function node (file, argv = []) {
-  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8' }).trim().split('\n').pop())
+function node (file, argv = [], env = {}) {
+  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop())
 }
 
-async function coldStart (n = 15) {
+async function coldStart (n = 15, env = {}) {
   const runs = { tracker: [], eager: [] }
-  for (let i = 0; i < n; i++) for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode]))
+  for (let i = 0; i < n; i++) for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], env))
   const med = (mode, k) => median(runs[mode].map((r) => r[k]))
   return {
     runs: n,
@@ -123,12 +125,14 @@ async function main () {
   try {
     for (const name of scenarios) {
       log(`${name}: ${SCENARIOS[name].title}`)
-      const runs = { pool: [], yield: [], tight: [] }
+      const runs = { pool: [], yield: [], tight: [], other: [] }
       for (let r = 0; r < repeat; r++) {
         // Interleaved, so that a noisy moment hits every variant alike.
         runs.pool.push(await measure(sink, 'pool', name))
         runs.yield.push(await measure(sink, 'tracker', name, 'yield'))
         runs.tight.push(await measure(sink, 'tracker', name, 'tight'))
+        // The other build runs with this build's buffer cap, so that both hold every call.
+        if (compare !== undefined) runs.other.push(await measure(sink, 'tracker', name, 'yield', { KOALA_DIST: compare, BENCH_OPTS: '{"maxBufferedItems":200000}' }))
       }
       const heap = await measure(sink, 'heap', name)
       log(`  ${name} heap: ${heap.bytesPerItem.toFixed(0)} bytes per buffered item (the items as JSON strings: ${heap.jsonBytesPerItem.toFixed(0)})`)
@@ -140,12 +144,17 @@ async function main () {
         tight: summarise(runs.tight),
         heap
       }
+      if (compare !== undefined) {
+        results.scenarios[name].other = summarise(runs.other)
+        results.scenarios[name].otherHeap = await measure(sink, 'heap', name, 'yield', { KOALA_DIST: compare })
+      }
     }
   } finally {
     sink.stop()
   }
   log('cold start')
   results.coldStart = await coldStart()
+  if (compare !== undefined) results.otherColdStart = await coldStart(15, { KOALA_DIST: compare })
   log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call (${results.coldStart.modules} modules)`)
   log('micro-benchmarks')
   results.micro = node('micro.cjs').micro
@@ -156,7 +165,7 @@ async function main () {
   }
 
   mkdirSync(join(here, 'results'), { recursive: true })
-  const file = process.env.KOALA_DIST === undefined ? 'latest.json' : 'other-build.json'
+  const file = compare === undefined ? 'latest.json' : 'compare.json'
   writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
   const table = renderTable(results)
   process.stdout.write(table + '\n')

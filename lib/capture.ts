@@ -174,8 +174,7 @@ export class Capturer {
   #person (c: CallName, call: PersonFields): [key: string, primary: string | undefined, secondary: string | undefined] {
     const profileId = absent(call.profile_id) ? undefined : call.profile_id
     const email = absent(call.email) ? undefined : call.email
-    // The call itself is checked unless a null must first read as absent (the schema allows other fields).
-    const ids = call.profile_id === null || call.email === null ? { profile_id: profileId, email } : call
+    const ids = { profile_id: profileId, email }
     if (!validators.person(ids)) fail(c, validators.person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
       const id = profileId.toLowerCase()
