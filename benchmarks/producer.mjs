@@ -96,40 +96,66 @@ async function runPool () {
 }
 
 /**
- * Heap held per buffered item: N calls in one synchronous stretch (so nothing
- * can be sent yet), with a flush interval that never fires, measured between
- * two full GCs. Everything the tracker holds counts: buckets, sealed batches
- * waiting for the Pool, the LRU. The reference is an array of the same items
- * as flat JSON strings (message_id included), about the least any design
- * that keeps its items as JSON can hold.
+ * Heap held per buffered item: N calls in one synchronous stretch, with a
+ * flush interval that never fires and an endpoint that refuses connections
+ * (so nothing leaves: sends fail and wait to be retried), `heapUsed` once the
+ * GC has settled before and after, divided by N. Everything the tracker holds
+ * counts: buckets, sealed batches, the LRU. The reference is an array of the
+ * same items as flat JSON strings (message_id included), about the least any
+ * design that keeps its items as JSON can hold.
  */
 async function runHeap () {
   const n = Math.min(SCENARIOS[scenario].calls, Number(process.env.HEAP_ITEMS ?? 100_000))
   const p = plan(scenario, n)
-  const measure = (fill) => {
-    global.gc(); global.gc()
-    const h0 = process.memoryUsage().heapUsed
-    const held = fill()
-    global.gc(); global.gc()
-    const bytes = (process.memoryUsage().heapUsed - h0) / n
-    return { bytes, held }
+  const refused = await closedPort()
+  // Full GCs until the heap stops shrinking: sweeping finishes after gc() returns.
+  const settled = async () => {
+    let used = Infinity
+    for (let i = 0; i < 10; i++) {
+      global.gc()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const now = process.memoryUsage().heapUsed
+      if (now >= used - 1024) return now
+      used = now
+    }
+    return used
   }
-  const ref = measure(() => {
+  const measure = async (fill) => {
+    const h0 = await settled()
+    const held = fill()
+    const h1 = await settled()
+    return { bytes: (h1 - h0) / n, held }
+  }
+  const ref = await measure(() => {
     const sentAt = new Date().toISOString()
     const a = new Array(n)
-    // Flat strings, as JSON.stringify returns them (a template literal would leave a rope).
-    for (let i = 0; i < n; i++) a[i] = JSON.stringify(JSON.parse(itemJson(p, i, sentAt)))
+    // Flat strings: a template literal and JSON.stringify may both return a rope, and
+    // Buffer.byteLength flattens it in place (as capture does when it measures an item).
+    for (let i = 0; i < n; i++) {
+      a[i] = JSON.stringify(JSON.parse(itemJson(p, i, sentAt)))
+      Buffer.byteLength(a[i])
+    }
     return a
   })
   ref.held = undefined
-  const tr = measure(() => {
-    const tracker = createTracker({ publicKey, baseUrl, flushIntervalMs: 2 ** 31 - 1 })
+  const tr = await measure(() => {
+    const tracker = createTracker({ publicKey, baseUrl: `http://127.0.0.1:${refused}`, flushIntervalMs: 2 ** 31 - 1 })
     for (let i = 0; i < n; i++) call(tracker, p, i)
     return tracker
   })
   const s = tr.held.stats()
-  out({ items: n, bytesPerItem: tr.bytes, jsonBytesPerItem: ref.bytes, buffered: s.bufferedItems, dropped: s.dropped })
+  out({ items: n, bytesPerItem: tr.bytes, jsonBytesPerItem: ref.bytes, buffered: s.bufferedItems, sent: s.sent, dropped: s.dropped })
   process.exit(0)
+}
+
+/** A port nothing listens on. */
+async function closedPort () {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
 /**
@@ -145,7 +171,7 @@ async function runSoak () {
   const people = 10_000
   for (let i = 0; i < total; i++) p.person[i] = i % people
   p.ids.length = people
-  for (let i = 1_000; i < people; i++) p.ids[i] = crypto.randomUUID()
+  for (let i = 1_000; i < people; i++) p.ids[i] = JSON.parse(JSON.stringify(crypto.randomUUID()))
   const tracker = createTracker({ publicKey, baseUrl })
   const samples = []
   const t0 = Date.now()

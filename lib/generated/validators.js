@@ -149,7 +149,8 @@ const schema36 = {"type":"string","minLength":1,"maxLength":255,"description":"I
 const schema37 = {"type":"object","additionalProperties":true};
 const schema38 = {"type":"string","format":"date-time","description":"ISO 8601 timestamp with a time zone, e.g. 2022-11-09T23:57:14.776Z."};
 const pattern5 = new RegExp("\\S", "u");
-const formats2 = require("ajv-formats/dist/formats").fullFormats["date-time"];
+let formats2Loaded;
+const formats2 = { validate: (data) => (formats2Loaded ??= require("ajv-formats/dist/formats").fullFormats["date-time"]).validate(data) };
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
