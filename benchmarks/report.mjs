@@ -69,7 +69,7 @@ export function renderTable (r) {
     if (s.other !== undefined) row('other build (--compare), yields', s.other)
   }
   out.push('')
-  out.push('¹ A loop that never yields cannot let a request out before it ends, so this variant raises `maxBufferedItems` to the number of calls; every other option is the default.')
+  out.push('¹ A loop that never yields cannot let a request out before it ends, so this variant raises `maxBufferedItems` to the number of calls if the default is lower (it is not: 200,000); every other option is the default.')
   out.push('')
   out.push('### Heap held per buffered item')
   out.push('')
