@@ -54,8 +54,8 @@ export const LIST_NAMES = ['events', 'identifies', 'page_views'] as const
 /**
  * An item whose message_id is to be generated is captured without its
  * `{"message_id":"<uuid>"` head, so it starts with a comma; the body builder
- * adds the id (see bucket.ts). This keeps node:crypto off the first call and
- * the UUID off every call.
+ * adds the id when the bucket is sealed (see bucket.ts). This keeps node:crypto
+ * off the first call, and the UUID off the calls that only buffer.
  */
 export const NEEDS_MESSAGE_ID = 0x2c // ','
 const MESSAGE_ID_HEAD_BYTES = '{"message_id":""'.length + 36
