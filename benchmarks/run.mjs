@@ -7,6 +7,7 @@
 //   npm run bench -- --repeat 5        more repeats (medians are reported)
 //   npm run bench -- --scenarios S1    some scenarios only (docs are not rewritten)
 //   npm run bench -- --soak [minutes]  only the soak (default 10 minutes)
+//   npm run bench -- --render          rewrite the docs from benchmarks/results/latest.json (no measuring)
 //   npm run bench -- --peers           also Segment's and PostHog's SDKs (installs them into benchmarks/.peers)
 //   npm run bench -- --compare /path/to/other/dist   also that build's tracker, interleaved (before/after ratios; docs are not rewritten)
 import { execFileSync, fork } from 'node:child_process'
@@ -112,7 +113,26 @@ function machine () {
   return { cpu: model, cores: cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadAvg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') }
 }
 
+/** Rewrites the results section and the chart from benchmarks/results/latest.json (after a change to report.mjs). */
+function writeResults (results) {
+  const table = renderTable(results)
+  const doc = join(root, 'docs', 'benchmarks.md')
+  const text = readFileSync(doc, 'utf8')
+  const start = '<!-- results:start -->'
+  const end = '<!-- results:end -->'
+  const a = text.indexOf(start)
+  const b = text.indexOf(end)
+  if (a === -1 || b === -1) throw new Error('docs/benchmarks.md has no results markers')
+  writeFileSync(doc, text.slice(0, a + start.length) + '\n' + table + '\n' + text.slice(b))
+  writeFileSync(join(root, 'docs', 'benchmarks.svg'), renderChart(results))
+  return table
+}
+
 async function main () {
+  if (flag('--render')) {
+    process.stdout.write(writeResults(JSON.parse(readFileSync(join(here, 'results', 'latest.json'), 'utf8'))) + '\n')
+    return
+  }
   if (flag('--soak')) {
     const { soak } = await import('./soak.mjs')
     await soak(Number(value('--soak', 10)))
@@ -167,18 +187,9 @@ async function main () {
   mkdirSync(join(here, 'results'), { recursive: true })
   const file = compare === undefined ? 'latest.json' : 'compare.json'
   writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
-  const table = renderTable(results)
-  process.stdout.write(table + '\n')
+  process.stdout.write(renderTable(results) + '\n')
   if (writeDocs) {
-    const doc = join(root, 'docs', 'benchmarks.md')
-    const text = readFileSync(doc, 'utf8')
-    const start = '<!-- results:start -->'
-    const end = '<!-- results:end -->'
-    const a = text.indexOf(start)
-    const b = text.indexOf(end)
-    if (a === -1 || b === -1) throw new Error('docs/benchmarks.md has no results markers')
-    writeFileSync(doc, text.slice(0, a + start.length) + '\n' + table + '\n' + text.slice(b))
-    writeFileSync(join(root, 'docs', 'benchmarks.svg'), renderChart(results))
+    writeResults(results)
     log('wrote docs/benchmarks.md (results section), docs/benchmarks.svg, benchmarks/results/latest.json')
   }
 }
