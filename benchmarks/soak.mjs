@@ -43,7 +43,7 @@ export async function soak (minutes, rate = 5_000) {
   writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2) + '\n')
   const f = (x) => x.toFixed(1)
   const text = [
-    `Run of ${result.date.slice(0, 16).replace('T', ' ')} UTC, \`npm run bench -- --soak ${minutes}\`: ${minutes} minutes at ${rate.toLocaleString('en-US')} calls/s ` +
+    `Run finished ${result.date.slice(0, 16).replace('T', ' ')} UTC, \`npm run bench -- --soak ${minutes}\`: ${minutes} minutes at ${rate.toLocaleString('en-US')} calls/s ` +
       `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every 10 s.`,
     '',
     '| | Second minute (mean) | Last minute (mean) | Ratio | Max |',
