@@ -2,7 +2,7 @@ import type { Fault } from '../lib/collector'
 import { DeliveryError, IngestDisabledError, RefusedError } from '../lib/errors'
 import type { TrackerEvents } from '../lib/events'
 import { driveUntil } from './helpers/drive'
-import { freePort, harness, nextEvent, person, tick, type Harness } from './helpers/setup'
+import { freePort, harness, nextEvent, person, tick, UUID_V4, type Harness } from './helpers/setup'
 
 let h: Harness
 afterEach(async () => { await h.done() })
@@ -258,6 +258,29 @@ describe('backpressure and outages', () => {
     await h.tracker.flush()
     expect(peak).toBe(3)
     expect(h.collector.stats().profiles.page_views).toBe(40)
+  })
+})
+
+describe('generated message_ids', () => {
+  test('are fixed before the first attempt and sent unchanged on every retry', async () => {
+    const attempts: string[][] = []
+    h = await harness(FIXED, {
+      fault: (req) => {
+        attempts.push((req.body.match(/"message_id":"[^"]+"/g) ?? []).map(m => m.slice(14, -1)))
+        return attempts.length < 3 ? { status: 503 } : undefined
+      }
+    })
+    const pid = person()
+    h.tracker.track({ profile_id: pid, event: 'one' })
+    h.tracker.page({ profile_id: pid, name: 'two' })
+    h.tracker.identify({ profile_id: pid, traits: { plan: 'pro' } }) // identifies carry none
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value).toEqual({ delivered: 3, failed: 0, pending: 0, timedOut: false })
+    expect(attempts).toHaveLength(3)
+    expect(attempts[0]).toEqual([expect.stringMatching(UUID_V4), expect.stringMatching(UUID_V4)])
+    expect(new Set(attempts[0]).size).toBe(2)
+    expect(attempts[1]).toEqual(attempts[0])
+    expect(attempts[2]).toEqual(attempts[0])
   })
 })
 

@@ -1,6 +1,9 @@
+import { getEventListeners } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { MockAgent } from 'undici'
 import { createTracker } from '../lib/tracker'
-import type { Transport, TransportRequest } from '../lib/transport'
+import { createPoolTransport, type Transport, type TransportRequest } from '../lib/transport'
 import { driveUntil } from './helpers/drive'
 import { FakeClock } from './helpers/fake-clock'
 import { memoryLogger } from './helpers/setup'
@@ -68,6 +71,43 @@ describe('a transport of your own', () => {
     await tracker.close()
     expect(transport.requests.map(r => [r.path, JSON.parse(r.body).email])).toEqual([['/web/projects/pk_x/batch', 'own@example.com']])
     expect(closed).toHaveBeenCalledTimes(1)
+  })
+})
+
+describe('abort signals', () => {
+  test('a transport of your own gets a fresh, unaborted signal on every attempt', async () => {
+    const transport = memoryTransport()
+    const tracker = createTracker({ publicKey: 'pk_x', transport })
+    for (let i = 0; i < 3; i++) {
+      tracker.track({ email: `s${i}@example.com`, event: 'x' })
+      await tracker.flush()
+    }
+    await tracker.close()
+    const signals = transport.requests.map(r => r.signal)
+    expect(signals).toHaveLength(3)
+    expect(new Set(signals).size).toBe(3)
+  })
+
+  test('the Pool transport lets go of a signal once send() resolves, so the sender may reuse it', async () => {
+    const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')) })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    const transport = createPoolTransport({ origin: `http://127.0.0.1:${port}`, connections: 2, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
+    try {
+      expect(transport.reusesSignals).toBe(true)
+      const ac = new AbortController()
+      for (let i = 0; i < 5; i++) {
+        await expect(transport.send({ path: '/b', body: '{}', signal: ac.signal })).resolves.toMatchObject({ status: 200 })
+        expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0)
+      }
+      // Still abortable afterwards: a reused signal aborts the request it is given to.
+      const pending = transport.send({ path: '/b', body: '{}', signal: ac.signal })
+      ac.abort()
+      await expect(pending).rejects.toThrow()
+    } finally {
+      await transport.close()
+      server.close()
+    }
   })
 })
 

@@ -190,6 +190,33 @@ describe('one person per request', () => {
     expect(bodies).toContainEqual({ email: 'Lin@Example.com', events: [expect.objectContaining({ event: 'Invoice Paid' })] })
   })
 
+  test('a bucket emptied by a size-triggered send starts again with the next call\'s email only', async () => {
+    h = await harness()
+    const pid = person()
+    for (let i = 0; i < 30; i++) h.tracker.track({ profile_id: pid, email: 'first@example.com', event: `e${i}` })
+    h.tracker.track({ profile_id: pid, event: 'after' }) // no email: the new request names none
+    h.tracker.track({ profile_id: pid, email: 'other@example.com', event: 'later' }) // no conflict with a sent email
+    await h.tracker.flush()
+    const bodies = h.collector.received.map(r => r.body as { email?: string, events: Array<{ event: string }> })
+    expect(bodies.map(b => [b.email, b.events.length])).toEqual([['first@example.com', 30], ['other@example.com', 2]])
+    expect(h.tracker.stats()).toMatchObject({ buckets: 0, bufferedItems: 0, sent: 32 })
+  })
+
+  test('when maxBuckets people are buffered, the least recently used one is sent early, never dropped', async () => {
+    h = await harness({ maxBuckets: 2 })
+    const [a, b, c] = [person(), person(), person()]
+    h.tracker.track({ profile_id: a, event: 'a1' })
+    h.tracker.track({ profile_id: b, event: 'b1' })
+    h.tracker.track({ profile_id: a, event: 'a2' }) // b is now the least recently used
+    const sent = nextEvent(h.tracker, 'sent')
+    h.tracker.track({ profile_id: c, event: 'c1' })
+    await sent
+    expect(h.collector.received.map(r => r.body)).toEqual([{ profile_id: b, events: [expect.objectContaining({ event: 'b1' })] }])
+    expect(h.tracker.stats()).toMatchObject({ buckets: 2, bufferedItems: 3, dropped: 0 })
+    await h.tracker.flush()
+    expect(h.collector.received.map(r => (r.body as { events: unknown[] }).events.length).sort()).toEqual([1, 1, 2])
+  })
+
   test('profile_ids are matched without regard to case and sent in lower case', async () => {
     h = await harness()
     const pid = person()

@@ -1,5 +1,5 @@
-import { LRUCache } from 'lru-cache'
 import { Bucket, type Batch } from './bucket'
+import { BucketCache } from './bucket-cache'
 import type { Captured } from './capture'
 import type { Clock, TimerHandle } from './clock'
 import { conflicts } from './identity'
@@ -15,13 +15,18 @@ export interface BatcherOptions {
  * Groups accepted items into one bucket per person (or account) and hands a
  * bucket to `onBatch` when one of its arrays is full, when it is pushed out of
  * the LRU, or when the single flush timer fires. It never drops anything.
+ *
+ * A sealed bucket stays in the LRU, empty, and is filled again by the person's
+ * next call. Deleting it instead costs far more than the call itself: lru-cache
+ * clears its whole arrays (O(maxBuckets)) when its last key is deleted, which
+ * is every 30 calls for a process that tracks one person at a time.
  */
 export class Batcher {
   readonly #opts: BatcherOptions
   readonly #clock: Clock
   readonly #onBatch: (batch: Batch) => void
   readonly #onTimerError: (error: unknown) => void
-  readonly #caches = new Map<Route, LRUCache<string, Bucket>>()
+  readonly #caches = new Map<Route, BucketCache<Bucket>>()
   #items = 0
   #timer: TimerHandle | undefined
 
@@ -35,28 +40,27 @@ export class Batcher {
   /** Items sitting in buckets (not yet sealed). */
   get items (): number { return this.#items }
 
+  /** Buckets holding at least one item. */
   buckets (route: Route): number {
-    return this.#caches.get(route)?.size ?? 0
+    return this.#caches.get(route)?.open ?? 0
   }
 
   add (route: Route, c: Captured): void {
     const cache = this.#cache(route)
     let bucket = cache.get(c.key)
-    if (bucket !== undefined && conflicts(bucket.secondary, c.secondary)) {
-      // A second, different email for this profile_id: send what the bucket
-      // holds under the first one, so no request names two people.
-      this.#seal(bucket, true)
-      bucket = undefined
-    }
     if (bucket === undefined) {
       bucket = new Bucket(route, c.key, c.primary, c.secondary)
       cache.set(c.key, bucket)
-    } else if (bucket.secondary === undefined && c.secondary !== undefined) {
-      bucket.secondary = c.secondary
+    } else if (conflicts(bucket.secondary, c.secondary)) {
+      // A second, different email for this profile_id: send what the bucket
+      // holds under the first one, so no request names two people.
+      this.#seal(bucket)
     }
+    if (bucket.secondary === undefined) bucket.secondary = c.secondary
+    if (bucket.items === 0) cache.open++
     this.#items++
     if (bucket.add(c) >= this.#opts.flushAt) {
-      this.#seal(bucket, true)
+      this.#seal(bucket)
     } else if (this.#timer === undefined) {
       this.#timer = this.#clock.setTimeout(() => this.#onTimer(), this.#opts.flushIntervalMs)
     }
@@ -67,31 +71,30 @@ export class Batcher {
     this.#stopTimer()
     const all: Bucket[] = []
     for (const cache of this.#caches.values()) {
-      for (const b of cache.values()) all.push(b)
+      for (const b of cache.values()) if (b.items > 0) all.push(b)
       cache.clear()
     }
-    for (const b of all) this.#seal(b, false)
+    for (const b of all) this.#seal(b)
   }
 
   stop (): void {
     this.#stopTimer()
   }
 
-  #cache (route: Route): LRUCache<string, Bucket> {
+  #cache (route: Route): BucketCache<Bucket> {
     let cache = this.#caches.get(route)
     if (cache === undefined) {
-      cache = new LRUCache<string, Bucket>({
-        max: this.#opts.maxBuckets,
-        // disposeAfter runs once the cache is consistent again; an evicted bucket is sent, never dropped.
-        disposeAfter: (bucket, _key, reason) => { if (reason === 'evict') this.#seal(bucket, false) }
-      })
+      // An evicted bucket is sent, never dropped.
+      cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(bucket))
       this.#caches.set(route, cache)
     }
     return cache
   }
 
-  #seal (bucket: Bucket, remove: boolean): void {
-    if (remove) this.#caches.get(bucket.route)?.delete(bucket.key)
+  #seal (bucket: Bucket): void {
+    if (bucket.items === 0) return
+    const cache = this.#caches.get(bucket.route) as BucketCache<Bucket>
+    cache.open--
     this.#items -= bucket.items
     if (this.#items === 0) this.#stopTimer()
     this.#onBatch(bucket.seal())

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import * as validators from './generated/validators'
 import type { Validator } from './generated/validators'
 import { describeAjvError, typeName } from './describe-error'
@@ -51,6 +50,15 @@ export const IDENTIFIES = 1
 export const PAGE_VIEWS = 2
 export type ListIndex = typeof EVENTS | typeof IDENTIFIES | typeof PAGE_VIEWS
 export const LIST_NAMES = ['events', 'identifies', 'page_views'] as const
+
+/**
+ * An item whose message_id is to be generated is captured without its
+ * `{"message_id":"<uuid>"` head, so it starts with a comma; the body builder
+ * adds the id when the bucket is sealed (see bucket.ts). This keeps node:crypto
+ * off the first call, and the UUID off the calls that only buffer.
+ */
+export const NEEDS_MESSAGE_ID = 0x2c // ','
+const MESSAGE_ID_HEAD_BYTES = '{"message_id":""'.length + 36
 
 /** A call turned into what the buffer holds: its key and its item as JSON. */
 export interface Captured {
@@ -108,7 +116,7 @@ export class Capturer {
     const messageId = absent(call.message_id) ? undefined : call.message_id
     const item = { type: 'page', name, properties, message_id: messageId, sent_at: sentAt }
     if (!validators.pageView(item)) fail(c, validators.pageView.errors, item, PERSON_FIELDS)
-    const json = '{"message_id":' + this.#messageId(messageId) + ',"type":"page"' +
+    const json = this.#messageIdHead(messageId) + ',"type":"page"' +
       (name === undefined ? '' : ',"name":' + JSON.stringify(name)) +
       ',"properties":' + this.#object(c, 'properties', properties) +
       ',"sent_at":' + this.#stamp(sentAt) + '}'
@@ -142,7 +150,7 @@ export class Capturer {
     const messageId = absent(call.message_id) ? undefined : call.message_id
     const item = { type: 'track', event: call.event, properties, message_id: messageId, sent_at: sentAt }
     if (!validators.trackEvent(item)) fail(c, validators.trackEvent.errors, item, PERSON_FIELDS)
-    const json = '{"message_id":' + this.#messageId(messageId) + ',"type":"track","event":' + JSON.stringify(call.event) +
+    const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(call.event) +
       ',"properties":' + this.#object(c, 'properties', properties) +
       ',"sent_at":' + this.#stamp(sentAt) + '}'
     return this.#captured(c, 'properties', key, primary, secondary, 0, json)
@@ -194,9 +202,8 @@ export class Capturer {
     return value as string // checked by the item schema
   }
 
-  #messageId (given: string | undefined): string {
-    // A generated UUID needs no escaping.
-    return given === undefined ? '"' + randomUUID() + '"' : JSON.stringify(given)
+  #messageIdHead (given: string | undefined): string {
+    return given === undefined ? '' : '{"message_id":' + JSON.stringify(given)
   }
 
   #stamp (given: string | undefined): string {
@@ -227,7 +234,7 @@ export class Capturer {
 
   #captured (c: CallName, field: string, key: string, primary: string | undefined, secondary: string | undefined,
     list: ListIndex, json: string): Captured {
-    const bytes = Buffer.byteLength(json)
+    const bytes = Buffer.byteLength(json) + (json.charCodeAt(0) === NEEDS_MESSAGE_ID ? MESSAGE_ID_HEAD_BYTES : 0)
     if (bytes > this.#maxItemBytes) {
       throw new InputError(c, field, `makes the item ${bytes} bytes of JSON; the limit (maxItemBytes) is ${this.#maxItemBytes}`)
     }

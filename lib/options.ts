@@ -34,7 +34,7 @@ export interface TrackerOptions extends SharedInjections {
   flushIntervalMs?: number
   /** Person (and, separately, account) buckets held at once; the least recently used is sent when full. Default: 10 000. */
   maxBuckets?: number
-  /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 100 000. */
+  /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 200 000. */
   maxBufferedItems?: number
   /** JSON characters held at once, counted like maxBufferedItems. Default: 64 MiB. */
   maxBufferedBytes?: number
@@ -78,7 +78,10 @@ export const DEFAULTS = Object.freeze({
   flushAt: MAX_ITEMS_PER_ARRAY,
   flushIntervalMs: 10_000,
   maxBuckets: 10_000,
-  maxBufferedItems: 100_000,
+  // A held item costs ~250 bytes of heap, ~500 when each is a different person's request
+  // (docs/benchmarks.md): 200k is 50-100 MB at most, and lets a burst of 200k calls ride out
+  // a network slower than the caller without refusing any (100k refused ~40% in S1 and S3).
+  maxBufferedItems: 200_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxItemBytes: 32 * 1024,
   maxConcurrentRequests: 10,

@@ -21,6 +21,12 @@ export interface TransportResponse {
 /** The tracker's only view of HTTP. Rejects on network errors and aborts. */
 export interface Transport {
   send(request: TransportRequest): Promise<TransportResponse>
+  /**
+   * True when send() lets go of the request's signal once its promise settles
+   * (removes its listeners), so that a signal that was not aborted may be
+   * passed to a later send(). Optional; without it every attempt gets a new one.
+   */
+  readonly reusesSignals?: boolean
   /** Graceful: lets requests in flight finish. */
   close(): Promise<void>
   /** Immediate: fails whatever is in flight. */
@@ -65,6 +71,8 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
   }
 
   return {
+    // undici removes its abort listener when a request ends (at the latest when its body closes).
+    reusesSignals: true,
     async send (req: TransportRequest): Promise<TransportResponse> {
       const res = await get().request({
         origin: opts.origin,

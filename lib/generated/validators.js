@@ -6,9 +6,8 @@ const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id"
 const schema32 = {"description":"Who a request is for: a profile_id, an email, or both. Koala requires at least one.","type":"object","properties":{"profile_id":{"$ref":"#/$defs/ProfileId"},"email":{"$ref":"#/$defs/Email"}},"anyOf":[{"required":["profile_id"]},{"required":["email"]}]};
 const schema33 = {"type":"string","format":"uuid","pattern":"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$","description":"The ko_id cookie value: a UUID in its canonical 8-4-4-4-12 form (Koala mints v4)."};
 const schema34 = {"type":"string","format":"email","maxLength":320,"description":"Known email address of the visitor."};
-const formats0 = /^(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$/i;
-const formats2 = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i;
 const pattern4 = new RegExp("^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", "u");
+const formats0 = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i;
 const func1 = require("ajv/dist/runtime/ucs2length").default;
 
 function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
@@ -91,12 +90,6 @@ if(!pattern4.test(data0)){
 validate21.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"},message:"must match pattern \""+"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"+"\""}];
 return false;
 }
-else {
-if(!(formats0.test(data0))){
-validate21.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/format",keyword:"format",params:{format: "uuid"},message:"must match format \""+"uuid"+"\""}];
-return false;
-}
-}
 }
 else {
 validate21.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/type",keyword:"type",params:{type: "string"},message:"must be string"}];
@@ -122,7 +115,7 @@ validate21.errors = [{instancePath:instancePath+"/email",schemaPath:"#/$defs/Ema
 return false;
 }
 else {
-if(!(formats2.test(data1))){
+if(!(formats0.test(data1))){
 validate21.errors = [{instancePath:instancePath+"/email",schemaPath:"#/$defs/Email/format",keyword:"format",params:{format: "email"},message:"must match format \""+"email"+"\""}];
 return false;
 }
@@ -156,7 +149,8 @@ const schema36 = {"type":"string","minLength":1,"maxLength":255,"description":"I
 const schema37 = {"type":"object","additionalProperties":true};
 const schema38 = {"type":"string","format":"date-time","description":"ISO 8601 timestamp with a time zone, e.g. 2022-11-09T23:57:14.776Z."};
 const pattern5 = new RegExp("\\S", "u");
-const formats4 = require("ajv-formats/dist/formats").fullFormats["date-time"];
+let formats2Loaded;
+const formats2 = { validate: (data) => (formats2Loaded ??= require("ajv-formats/dist/formats").fullFormats["date-time"]).validate(data) };
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -283,7 +277,7 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
-if(!(formats4.validate(data4))){
+if(!(formats2.validate(data4))){
 validate23.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -364,7 +358,7 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
-if(!(formats4.validate(data1))){
+if(!(formats2.validate(data1))){
 validate25.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -397,7 +391,7 @@ validate25.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$d
 return false;
 }
 else {
-if(!(formats2.test(data3))){
+if(!(formats0.test(data3))){
 validate25.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$defs/Email/format",keyword:"format",params:{format: "email"},message:"must match format \""+"email"+"\""}];
 return false;
 }
@@ -557,7 +551,7 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
-if(!(formats4.validate(data4))){
+if(!(formats2.validate(data4))){
 validate27.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -820,12 +814,6 @@ if(!pattern4.test(data0)){
 validate29.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"},message:"must match pattern \""+"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"+"\""}];
 return false;
 }
-else {
-if(!(formats0.test(data0))){
-validate29.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/format",keyword:"format",params:{format: "uuid"},message:"must match format \""+"uuid"+"\""}];
-return false;
-}
-}
 }
 else {
 validate29.errors = [{instancePath:instancePath+"/profile_id",schemaPath:"#/$defs/ProfileId/type",keyword:"type",params:{type: "string"},message:"must be string"}];
@@ -851,7 +839,7 @@ validate29.errors = [{instancePath:instancePath+"/email",schemaPath:"#/$defs/Ema
 return false;
 }
 else {
-if(!(formats2.test(data1))){
+if(!(formats0.test(data1))){
 validate29.errors = [{instancePath:instancePath+"/email",schemaPath:"#/$defs/Email/format",keyword:"format",params:{format: "email"},message:"must match format \""+"email"+"\""}];
 return false;
 }
@@ -1007,7 +995,7 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
-if(!(formats4.validate(data4))){
+if(!(formats2.validate(data4))){
 validate30.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -1088,7 +1076,7 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
-if(!(formats4.validate(data1))){
+if(!(formats2.validate(data1))){
 validate31.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -1121,7 +1109,7 @@ validate31.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$d
 return false;
 }
 else {
-if(!(formats2.test(data3))){
+if(!(formats0.test(data3))){
 validate31.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$defs/Email/format",keyword:"format",params:{format: "email"},message:"must match format \""+"email"+"\""}];
 return false;
 }
@@ -1281,7 +1269,7 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
-if(!(formats4.validate(data4))){
+if(!(formats2.validate(data4))){
 validate32.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -1319,7 +1307,7 @@ const schema60 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id"
 const schema61 = {"description":"Which account a request is for: a domain, an account_id, or both.","type":"object","properties":{"domain":{"$ref":"#/$defs/Domain"},"account_id":{"$ref":"#/$defs/AccountId"}},"anyOf":[{"required":["domain"]},{"required":["account_id"]}]};
 const schema62 = {"type":"string","format":"hostname","minLength":3,"maxLength":253,"pattern":"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$","description":"Company domain in lower case with no scheme, port or path (the tracker normalises what it is given)."};
 const schema63 = {"type":"string","minLength":1,"maxLength":255,"pattern":"\\S","description":"Koala's own account identifier."};
-const formats24 = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$/i;
+const formats20 = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$/i;
 const pattern8 = new RegExp("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$", "u");
 
 function validate34(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
@@ -1413,7 +1401,7 @@ validate34.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Do
 return false;
 }
 else {
-if(!(formats24.test(data0))){
+if(!(formats20.test(data0))){
 validate34.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Domain/format",keyword:"format",params:{format: "hostname"},message:"must match format \""+"hostname"+"\""}];
 return false;
 }
@@ -1526,7 +1514,7 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
-if(!(formats4.validate(data1))){
+if(!(formats2.validate(data1))){
 validate36.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"profile-batch.schema.json#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }
@@ -1800,7 +1788,7 @@ validate39.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Do
 return false;
 }
 else {
-if(!(formats24.test(data0))){
+if(!(formats20.test(data0))){
 validate39.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Domain/format",keyword:"format",params:{format: "hostname"},message:"must match format \""+"hostname"+"\""}];
 return false;
 }
@@ -1913,7 +1901,7 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
-if(!(formats4.validate(data1))){
+if(!(formats2.validate(data1))){
 validate40.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"profile-batch.schema.json#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
 }

@@ -1,0 +1,50 @@
+import { BucketCache, SMALL_CACHE_KEYS } from '../lib/bucket-cache'
+
+interface Item { id: string }
+
+function cache (max: number): { c: BucketCache<Item>, evicted: string[] } {
+  const evicted: string[] = []
+  return { c: new BucketCache<Item>(max, (v) => evicted.push(v.id)), evicted }
+}
+const put = (c: BucketCache<Item>, id: string): void => c.set(id, { id })
+const ids = (c: BucketCache<Item>): string[] => [...c.values()].map(v => v.id)
+
+test('holds at most max values and evicts the least recently used one', () => {
+  const { c, evicted } = cache(3)
+  for (const id of ['a', 'b', 'c']) put(c, id)
+  expect(c.get('a')).toEqual({ id: 'a' }) // a is now the most recent
+  put(c, 'd')
+  expect(evicted).toEqual(['b'])
+  expect(c.size).toBe(3)
+  expect(c.get('b')).toBeUndefined()
+  put(c, 'e')
+  expect(evicted).toEqual(['b', 'c'])
+  expect(ids(c).sort()).toEqual(['a', 'd', 'e'])
+})
+
+test(`keeps recency when it moves from a Map into lru-cache past ${SMALL_CACHE_KEYS} keys`, () => {
+  const max = SMALL_CACHE_KEYS + 2
+  const { c, evicted } = cache(max)
+  for (let i = 0; i < SMALL_CACHE_KEYS; i++) put(c, `k${i}`)
+  c.get('k0') // k1 is now the least recently used
+  c.get('k0') // a hit on the most recent key changes nothing
+  for (let i = SMALL_CACHE_KEYS; i < max; i++) put(c, `k${i}`)
+  expect(c.size).toBe(max)
+  expect(evicted).toEqual([])
+  put(c, 'x')
+  put(c, 'y')
+  expect(evicted).toEqual(['k1', 'k2'])
+  expect(c.get('k0')).toEqual({ id: 'k0' })
+  expect(c.size).toBe(max)
+})
+
+test('clear() empties it without evicting, before and after the move', () => {
+  for (const n of [3, SMALL_CACHE_KEYS + 5]) {
+    const { c, evicted } = cache(1_000)
+    for (let i = 0; i < n; i++) put(c, `k${i}`)
+    c.clear()
+    expect([n, c.size, ids(c), evicted]).toEqual([n, 0, [], []])
+    put(c, 'again')
+    expect(c.get('again')).toEqual({ id: 'again' })
+  }
+})

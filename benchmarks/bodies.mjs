@@ -1,0 +1,45 @@
+// Request bodies of the shape the tracker sends, built without the tracker:
+// the raw-Pool baseline sends these, pre-built, to find the machine's floor.
+import { randomUUID } from 'node:crypto'
+import { IDENTIFY, PAGE, TRACK } from './scenarios.mjs'
+
+const LISTS = ['events', 'identifies', 'page_views']
+const LIST_OF = { [TRACK]: 0, [IDENTIFY]: 1, [PAGE]: 2 }
+
+/** The JSON of item i, as the tracker captures it. */
+export function itemJson (p, i, sentAt) {
+  switch (p.kind[i]) {
+    case TRACK:
+      return `{"message_id":"${randomUUID()}","type":"track","event":"Viewed Pricing","properties":{"plan":"pro","seats":12,"trial":true,"seq":${i}},"sent_at":"${sentAt}"}`
+    case PAGE:
+      return `{"message_id":"${randomUUID()}","type":"page","name":"Pricing","properties":{"path":"/pricing","title":"Pricing","referrer":"https://example.com/","seq":${i}},"sent_at":"${sentAt}"}`
+    default:
+      return `{"type":"identify","traits":{"plan":"pro","company":"Acme","role":"admin","seq":${i}},"sent_at":"${sentAt}"}`
+  }
+}
+
+/**
+ * Groups a plan's items per person the way the tracker does with default
+ * options (a body is cut when one of its arrays reaches 30; the rest at the
+ * end) and returns the bodies.
+ */
+export function buildBodies (p, flushAt = 30) {
+  const sentAt = new Date().toISOString()
+  const open = new Map()
+  const bodies = []
+  const body = (id, lists) => '{"profile_id":"' + id + '"' +
+    lists.map((l, k) => l.length > 0 ? `,"${LISTS[k]}":[${l.join(',')}]` : '').join('') + '}'
+  for (let i = 0; i < p.calls; i++) {
+    const person = p.person[i]
+    let lists = open.get(person)
+    if (lists === undefined) open.set(person, (lists = [[], [], []]))
+    const list = lists[LIST_OF[p.kind[i]]]
+    list.push(itemJson(p, i, sentAt))
+    if (list.length >= flushAt) {
+      bodies.push(body(p.ids[person], lists))
+      open.delete(person)
+    }
+  }
+  for (const [person, lists] of open) bodies.push(body(p.ids[person], lists))
+  return bodies
+}

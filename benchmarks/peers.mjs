@@ -1,0 +1,63 @@
+// `npm run bench -- --peers`: Segment's and PostHog's Node SDKs on the same
+// sink with the same calls. They are installed on demand into benchmarks/.peers
+// (git-ignored), never into package.json. Not part of the default run.
+import { execFileSync, fork } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { SCENARIOS } from './scenarios.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const dir = join(here, '.peers')
+export const PEERS = { segment: '@segment/analytics-node@3.1.0', posthog: 'posthog-node@5.70.0' }
+
+function install () {
+  if (existsSync(join(dir, 'node_modules', '@segment', 'analytics-node')) && existsSync(join(dir, 'node_modules', 'posthog-node'))) return
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'package.json'), '{ "private": true }\n')
+  process.stderr.write(`installing ${Object.values(PEERS).join(', ')} into benchmarks/.peers\n`)
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', ...Object.values(PEERS)], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] })
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+
+export async function peers (scenarios = ['S1', 'S2'], repeat = 3) {
+  install()
+  const sink = fork(join(here, 'sink.mjs'))
+  const next = () => new Promise((resolve) => sink.once('message', resolve))
+  const { port } = await next()
+  const results = []
+  try {
+    for (const sdk of Object.keys(PEERS)) {
+      for (const scenario of scenarios) {
+        const runs = []
+        for (let r = 0; r < repeat; r++) {
+          sink.send({ type: 'reset', expected: SCENARIOS[scenario].calls })
+          await next()
+          const o = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(port), 'run'],
+            { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
+          sink.send({ type: 'report' })
+          const s = await next()
+          runs.push({ ...o, received: s.items, duplicated: s.duplicated, requests: s.requests })
+          process.stderr.write(`  ${sdk} ${scenario}: ${(o.callNs / 1000).toFixed(2)} µs/call, ${(o.cpuMicros / Math.max(1, s.items)).toFixed(1)} µs CPU/item, ` +
+            `${s.items} of ${o.calls} items received, ${s.requests} requests\n`)
+        }
+        const h = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(port), 'heap'],
+          { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
+        results.push({
+          sdk: `${PEERS[sdk]}`,
+          scenario,
+          calls: runs[0].calls,
+          callUs: median(runs.map((x) => x.callNs)) / 1000,
+          cpuPerItemUs: median(runs.map((x) => x.cpuMicros / Math.max(1, x.received))),
+          received: median(runs.map((x) => x.received)),
+          requests: median(runs.map((x) => x.requests)),
+          heapBytes: h.bytesPerItem
+        })
+      }
+    }
+  } finally {
+    sink.send({ type: 'stop' })
+  }
+  return results
+}

@@ -1,0 +1,208 @@
+// One measurement in a fresh process. Prints one JSON line on stdout.
+//   node --expose-gc producer.mjs <mode> <scenario> <port> [tight]
+// mode: tracker (the tracker with default options), pool (raw undici Pool,
+// pre-built bodies: the floor), heap (heap held per buffered item).
+import crypto from 'node:crypto'
+import { createRequire } from 'node:module'
+import { SCENARIOS, call, plan } from './scenarios.mjs'
+import { buildBodies, itemJson } from './bodies.mjs'
+
+const require = createRequire(import.meta.url)
+const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
+const baseUrl = `http://127.0.0.1:${port}`
+const publicKey = 'pk_bench'
+/** As a server yields between requests. */
+const YIELD_EVERY = 1_000
+/** The tracker's default Pool size, read from DEFAULTS so the floor uses the same connections. */
+// KOALA_DIST: another build to measure (e.g. the previous commit's), for before/after ratios.
+const dist = process.env.KOALA_DIST ?? new URL('../dist', import.meta.url).pathname
+const { DEFAULTS, createTracker } = require(`${dist}/cjs/lib/index.js`)
+const { USER_AGENT } = require(`${dist}/cjs/lib/version.js`)
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+const out = (r) => process.stdout.write(JSON.stringify({ mode, scenario, loop, ...r, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n')
+const cpuMicros = (c) => c.user + c.system
+
+async function runTracker () {
+  const p = plan(scenario)
+  // BENCH_OPTS (JSON) is for exploring other settings by hand; `npm run bench` never sets it.
+  const opts = { publicKey, baseUrl, ...JSON.parse(process.env.BENCH_OPTS ?? '{}') }
+  if (loop === 'tight') {
+    // A tight loop never lets a request out until it ends: give it room for every call.
+    opts.maxBufferedItems = Math.max(DEFAULTS.maxBufferedItems, p.calls)
+  }
+  // Modules the tracker loads lazily are loaded here first, as the floor loads undici before
+  // its clock starts: loading is a cost per process, measured by the cold start, not per item.
+  require('undici')
+  require('lru-cache')
+  const t0 = process.hrtime.bigint()
+  const cpu0 = process.cpuUsage()
+  const tracker = createTracker(opts)
+  let callNs = 0n
+  let peakBuffered = 0
+  for (let start = 0; start < p.calls; start += YIELD_EVERY) {
+    const end = Math.min(start + YIELD_EVERY, p.calls)
+    const c0 = process.hrtime.bigint()
+    for (let i = start; i < end; i++) call(tracker, p, i)
+    callNs += process.hrtime.bigint() - c0
+    if (loop === 'yield') {
+      peakBuffered = Math.max(peakBuffered, tracker.stats().bufferedItems)
+      await tick()
+    }
+  }
+  const callsDoneNs = process.hrtime.bigint() - t0
+  const closed = await tracker.close({ timeoutMs: 300_000 })
+  const wallNs = process.hrtime.bigint() - t0
+  const cpu = cpuMicros(process.cpuUsage(cpu0))
+  const s = tracker.stats()
+  out({
+    calls: p.calls,
+    callNs: Number(callNs) / p.calls,
+    callsDoneMs: Number(callsDoneNs) / 1e6,
+    wallMs: Number(wallNs) / 1e6,
+    cpuMicros: cpu,
+    delivered: s.sent,
+    accepted: s.accepted,
+    dropped: s.dropped,
+    failed: s.failed,
+    requests: s.requests.sent,
+    retried: s.requests.retried,
+    peakBuffered,
+    closed
+  })
+}
+
+async function runPool () {
+  const { Pool } = require('undici')
+  const p = plan(scenario)
+  const bodies = buildBodies(p)
+  const path = `/web/projects/${publicKey}/batch`
+  const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
+  const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
+  const t0 = process.hrtime.bigint()
+  const cpu0 = process.cpuUsage()
+  const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs })
+  let next = 0
+  let failed = 0
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]
+      const res = await pool.request({ path, method: 'POST', headers, body })
+      await res.body.dump()
+      if (res.statusCode !== 200) failed++
+    }
+  }
+  await Promise.all(Array.from({ length: connections }, worker))
+  await pool.close()
+  const wallNs = process.hrtime.bigint() - t0
+  const cpu = cpuMicros(process.cpuUsage(cpu0))
+  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpu, delivered: p.calls, requests: bodies.length, failed })
+}
+
+/**
+ * Heap held per buffered item: N calls in one synchronous stretch, with a
+ * flush interval that never fires and an endpoint that refuses connections
+ * (so nothing leaves: sends fail and wait to be retried), `heapUsed` once the
+ * GC has settled before and after, divided by N. Everything the tracker holds
+ * counts: buckets, sealed batches, the LRU. The reference is an array of the
+ * same items as flat JSON strings (message_id included), about the least any
+ * design that keeps its items as JSON can hold.
+ */
+async function runHeap () {
+  const n = Math.min(SCENARIOS[scenario].calls, Number(process.env.HEAP_ITEMS ?? 100_000))
+  const p = plan(scenario, n)
+  const refused = await closedPort()
+  // Full GCs until the heap stops shrinking: sweeping finishes after gc() returns.
+  const settled = async () => {
+    let used = Infinity
+    for (let i = 0; i < 10; i++) {
+      global.gc()
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      const now = process.memoryUsage().heapUsed
+      if (now >= used - 1024) return now
+      used = now
+    }
+    return used
+  }
+  const measure = async (fill) => {
+    const h0 = await settled()
+    const held = fill()
+    const h1 = await settled()
+    return { bytes: (h1 - h0) / n, held }
+  }
+  const ref = await measure(() => {
+    const sentAt = new Date().toISOString()
+    const a = new Array(n)
+    // Flat strings: a template literal and JSON.stringify may both return a rope, and
+    // Buffer.byteLength flattens it in place (as capture does when it measures an item).
+    for (let i = 0; i < n; i++) {
+      a[i] = JSON.stringify(JSON.parse(itemJson(p, i, sentAt)))
+      Buffer.byteLength(a[i])
+    }
+    return a
+  })
+  ref.held = undefined
+  const tr = await measure(() => {
+    const quiet = { debug () {}, warn () {}, error () {} } // the refused connections are expected here
+    const tracker = createTracker({ publicKey, baseUrl: `http://127.0.0.1:${refused}`, flushIntervalMs: 2 ** 31 - 1, logger: quiet })
+    for (let i = 0; i < n; i++) call(tracker, p, i)
+    return tracker
+  })
+  const s = tr.held.stats()
+  out({ items: n, bytesPerItem: tr.bytes, jsonBytesPerItem: ref.bytes, buffered: s.bufferedItems, sent: s.sent, dropped: s.dropped })
+  process.exit(0)
+}
+
+/** A port nothing listens on. */
+async function closedPort () {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/**
+ * Soak: the S3 mix over 10k people at a steady rate (SOAK_RATE calls/s) for
+ * SOAK_MINUTES, default options; heap (after a full GC) and RSS sampled every
+ * 10 s. Memory is flat when the last minute looks like the second.
+ */
+async function runSoak () {
+  const minutes = Number(process.env.SOAK_MINUTES ?? 10)
+  const rate = Number(process.env.SOAK_RATE ?? 5_000)
+  const total = Math.round(minutes * 60 * rate)
+  const p = plan('S3', total)
+  const people = 10_000
+  for (let i = 0; i < total; i++) p.person[i] = i % people
+  p.ids.length = people
+  for (let i = 1_000; i < people; i++) p.ids[i] = JSON.parse(JSON.stringify(crypto.randomUUID()))
+  const tracker = createTracker({ publicKey, baseUrl })
+  const samples = []
+  const t0 = Date.now()
+  const sample = () => {
+    global.gc()
+    const m = process.memoryUsage()
+    samples.push({ s: Math.round((Date.now() - t0) / 1000), heapMB: m.heapUsed / 2 ** 20, rssMB: m.rss / 2 ** 20, buffered: tracker.stats().bufferedItems })
+  }
+  sample()
+  let next = 0
+  const cpu0 = process.cpuUsage()
+  await new Promise((resolve) => {
+    // Every 10 ms, the calls due by now: a steady rate, whatever a turn costs.
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.round(((Date.now() - t0) / 1000) * rate))
+      while (next < due) call(tracker, p, next++)
+      if (next >= total) { clearInterval(tick); clearInterval(probe); resolve() }
+    }, 10)
+    const probe = setInterval(sample, 10_000)
+  })
+  sample()
+  const closed = await tracker.close({ timeoutMs: 60_000 })
+  const s = tracker.stats()
+  out({ calls: total, minutes, rate, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuPerItemUs: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / total })
+}
+
+const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak }[mode]
+if (run === undefined) throw new Error(`unknown mode ${mode}`)
+await run()

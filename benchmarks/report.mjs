@@ -1,0 +1,163 @@
+// Turns benchmarks/results/*.json into the markdown results section and the SVG chart.
+
+const f = (x, d = 2) => x === undefined ? '–' : x.toFixed(d)
+const int = (x) => Math.round(x).toLocaleString('en-US')
+const pct = (x) => `${Math.round(x * 100)}%`
+
+export const TARGETS = {
+  callUs: 3,
+  cpuPerItemUsS1: 6,
+  floorShare: 0.7,
+  heapBytes: 700,
+  coldStartMs: 15
+}
+
+export function targetRows (r) {
+  const s = r.scenarios
+  const rows = []
+  const add = (what, measured, ok) => rows.push(`| ${what} | ${measured} | ${ok === undefined ? '–' : ok ? 'met' : '**not met**'} |`)
+  const calls = Object.entries(s).map(([n, x]) => `${n} ${f(x.tracker.callUs)}`)
+  add(`\`track()\` ≤ ${TARGETS.callUs} µs per call (yielding producer)`, calls.join(', ') + ' µs',
+    Object.values(s).every((x) => x.tracker.callUs <= TARGETS.callUs))
+  if (s.S1) {
+    add(`CPU per delivered item ≤ ${TARGETS.cpuPerItemUsS1} µs in S1`, `${f(s.S1.tracker.cpuPerItemUs)} µs (raw Pool: ${f(s.S1.pool.cpuPerItemUs)} µs)`,
+      s.S1.tracker.cpuPerItemUs <= TARGETS.cpuPerItemUsS1)
+  }
+  for (const n of ['S1', 'S2']) {
+    if (!s[n]) continue
+    const share = s[n].tracker.itemsPerSec / s[n].pool.itemsPerSec
+    add(`${n}: delivered items/s ≥ ${pct(TARGETS.floorShare)} of the raw Pool`, `${pct(share)} (${int(s[n].tracker.itemsPerSec)} vs ${int(s[n].pool.itemsPerSec)})`,
+      share >= TARGETS.floorShare)
+  }
+  const heaps = Object.entries(s).map(([n, x]) => `${n} ${int(x.heap.bytesPerItem)}`)
+  add(`heap held per buffered item ≤ ${TARGETS.heapBytes} bytes`, heaps.join(', ') + ' bytes',
+    Object.values(s).every((x) => x.heap.bytesPerItem <= TARGETS.heapBytes))
+  if (r.coldStart) {
+    add(`cold start to the first accepted call ≤ ${TARGETS.coldStartMs} ms`, `${f(r.coldStart.totalMs, 1)} ms`, r.coldStart.totalMs <= TARGETS.coldStartMs)
+  }
+  add('zero loss, zero duplicates, default options', Object.entries(s).map(([n, x]) =>
+    `${n} ${x.tracker.exactlyOnce && x.tracker.dropped === 0 ? 'yes' : 'NO'}`).join(', '),
+  Object.values(s).every((x) => x.tracker.exactlyOnce && x.tracker.dropped === 0))
+  return rows
+}
+
+export function renderTable (r) {
+  const out = []
+  const m = r.machine
+  out.push(`Run of ${r.date.slice(0, 16).replace('T', ' ')} UTC: ${m.cores} cores (${m.cpu}), Node ${m.node}, load average at start ${m.loadAvg}; ` +
+    `medians of ${r.repeat} runs per variant. Produced by \`npm run bench\`; do not edit by hand.`)
+  out.push('')
+  out.push('### Targets')
+  out.push('')
+  out.push('| Target | Measured | |')
+  out.push('|---|---|---|')
+  out.push(...targetRows(r))
+  out.push('')
+  out.push('### Scenarios')
+  out.push('')
+  out.push('"× floor" compares with the raw undici Pool sending pre-built bodies of the same shape, same sink, same connections, in the same run.')
+  out.push('')
+  out.push('| Scenario | Variant | Delivered items/s | × floor | CPU µs per item | × floor | µs per call | Requests | Peak RSS MB | Exactly once |')
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|')
+  for (const [name, s] of Object.entries(r.scenarios)) {
+    const row = (variant, x) => out.push(`| ${name} | ${variant} | ${int(x.itemsPerSec)} | ${f(x.itemsPerSec / s.pool.itemsPerSec)} | ` +
+      `${f(x.cpuPerItemUs)} | ${f(x.cpuPerItemUs / s.pool.cpuPerItemUs)} | ${f(x.callUs)} | ${int(x.requests)} | ${f(x.peakRssMB, 0)} | ` +
+      `${x.exactlyOnce && x.dropped === 0 ? 'yes' : `**no** (dropped ${x.dropped})`} |`)
+    row('raw Pool (floor)', s.pool)
+    row('tracker, yields every 1,000 calls', s.tracker)
+    row('tracker, tight loop ¹', s.tight)
+    if (s.other !== undefined) row('other build (--compare), yields', s.other)
+  }
+  out.push('')
+  out.push('¹ A loop that never yields cannot let a request out before it ends, so this variant raises `maxBufferedItems` to the number of calls if the default is lower (it is not: 200,000); every other option is the default.')
+  out.push('')
+  out.push('### Heap held per buffered item')
+  out.push('')
+  out.push('| Scenario | Items held | Tracker, bytes per item | The same items as an array of JSON strings | Ratio |')
+  out.push('|---|---:|---:|---:|---:|')
+  for (const [name, s] of Object.entries(r.scenarios)) {
+    out.push(`| ${name} | ${int(s.heap.items)} | ${int(s.heap.bytesPerItem)} | ${int(s.heap.jsonBytesPerItem)} | ${f(s.heap.bytesPerItem / s.heap.jsonBytesPerItem)} |`)
+    if (s.otherHeap !== undefined) out.push(`| ${name}, other build | ${int(s.otherHeap.items)} | ${int(s.otherHeap.bytesPerItem)} | ${int(s.otherHeap.jsonBytesPerItem)} | ${f(s.otherHeap.bytesPerItem / s.otherHeap.jsonBytesPerItem)} |`)
+  }
+  if (r.coldStart) {
+    const c = r.coldStart
+    out.push('')
+    out.push('### Cold start')
+    out.push('')
+    out.push(`Median of ${c.runs} fresh processes: \`require\` → \`createTracker()\` → first accepted \`track()\`.`)
+    out.push('')
+    out.push('| Total | require | createTracker | first call | Modules loaded | Reference: ' + `${c.modules + 1} empty modules | Reference: the lazily loaded dependencies, loaded eagerly |`)
+    out.push('|---:|---:|---:|---:|---:|---:|---:|')
+    out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms |`)
+    const o = r.otherColdStart
+    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | | |`)
+  }
+  if (r.micro) {
+    out.push('')
+    out.push('### Micro-benchmarks')
+    out.push('')
+    out.push('| Piece | ns | × `JSON.stringify` of the event |')
+    out.push('|---|---:|---:|')
+    for (const x of r.micro) out.push(`| ${x.name} | ${int(x.ns)} | ${f(x.ratio)} |`)
+  }
+  if (r.peers) {
+    out.push('')
+    out.push('### Peers (optional run, `--peers`)')
+    out.push('')
+    out.push('Each SDK with its default options, pointed at the same sink, making the same tracks with the same yielding producer; ' +
+      '"×" is the SDK\'s figure divided by koala-tracker\'s from the run above. CPU per call counts every call made; ' +
+      'CPU per delivered item divides the same CPU by the items the sink received, so an SDK that drops items pays for them there.')
+    out.push('')
+    out.push('| SDK | Scenario | µs per call | × | CPU µs per call | × | CPU µs per delivered item | × | Heap bytes per buffered item | × | Items received |')
+    out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for (const p of r.peers) {
+      const k = r.scenarios[p.scenario]
+      const cpuPerCall = p.cpuPerItemUs * p.received / p.calls
+      out.push(`| ${p.sdk} | ${p.scenario} | ${f(p.callUs)} | ${f(p.callUs / k.tracker.callUs, 1)} | ${f(cpuPerCall)} | ${f(cpuPerCall / k.tracker.cpuPerItemUs, 1)} | ` +
+        `${f(p.cpuPerItemUs)} | ${f(p.cpuPerItemUs / k.tracker.cpuPerItemUs, 1)} | ${int(p.heapBytes)} | ${f(p.heapBytes / k.heap.bytesPerItem, 1)} | ${int(p.received)} of ${int(p.calls)} |`)
+    }
+  }
+  return out.join('\n')
+}
+
+/** Two panels of horizontal bars: delivered items/s and CPU per item, both as a share of the raw Pool floor. */
+export function renderChart (r) {
+  const names = Object.keys(r.scenarios)
+  const W = 720
+  const rowH = 18
+  const left = 170
+  const barW = W - left - 80
+  const panels = [
+    { title: 'Delivered items per second, as a share of the raw undici Pool (higher is better)', key: 'itemsPerSec', target: TARGETS.floorShare },
+    { title: 'CPU per delivered item, as a multiple of the raw undici Pool (lower is better)', key: 'cpuPerItemUs' }
+  ]
+  const variants = [['pool', 'raw Pool (floor)', '#9aa5b1'], ['tracker', 'tracker, yielding', '#2f7d4a'], ['tight', 'tracker, tight loop', '#7fbf8f']]
+  let y = 20
+  const parts = []
+  for (const p of panels) {
+    parts.push(`<text x="10" y="${y}" font-weight="bold">${p.title}</text>`)
+    y += 10
+    const max = Math.max(1, ...names.flatMap((n) => variants.map(([v]) => r.scenarios[n][v][p.key] / r.scenarios[n].pool[p.key])))
+    const top = y
+    for (const n of names) {
+      for (const [v, label, color] of variants) {
+        const ratio = r.scenarios[n][v][p.key] / r.scenarios[n].pool[p.key]
+        const w = Math.max(1, (ratio / max) * barW)
+        parts.push(`<text x="10" y="${y + 13}">${n} ${label}</text>`)
+        parts.push(`<rect x="${left}" y="${y + 2}" width="${w.toFixed(1)}" height="${rowH - 4}" fill="${color}"/>`)
+        parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 13}">${ratio.toFixed(2)}×</text>`)
+        y += rowH
+      }
+      y += 6
+    }
+    if (p.target !== undefined) {
+      const x = (left + (p.target / max) * barW).toFixed(1)
+      parts.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${y - 4}" stroke="#c0392b" stroke-dasharray="4 3"/>`)
+      parts.push(`<text x="${x}" y="${y + 8}" fill="#c0392b" text-anchor="middle">target ${p.target.toFixed(2)}×</text>`)
+      y += 12
+    }
+    y += 16
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" font-family="sans-serif" font-size="12">\n` +
+    `<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`
+}

@@ -1,0 +1,65 @@
+// The three scenarios and the calls they make. Every call is built the way a
+// server builds it (a fresh object per call) and carries a unique `seq`, which
+// the sink uses to check that every item arrived exactly once.
+import { randomUUID } from 'node:crypto'
+
+export const SCENARIOS = {
+  S1: { calls: 200_000, people: 1, mix: [1, 0, 0], title: '200k tracks, one person' },
+  S2: { calls: 100_000, people: 100_000, mix: [1, 0, 0], title: '100k tracks, 100k people (one each)' },
+  S3: { calls: 200_000, people: 1_000, mix: [0.7, 0.2, 0.1], title: '200k calls, 1k people, 70% track / 20% page / 10% identify' }
+}
+
+/** A small deterministic PRNG (mulberry32) so every run makes the same mix. */
+function prng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export const TRACK = 0
+export const PAGE = 1
+export const IDENTIFY = 2
+
+/**
+ * The plan of a scenario: for call i, who (plan.person[i]) and what kind
+ * (plan.kind[i]). Profile ids are UUIDs, made up front (as a server has them
+ * in a cookie).
+ */
+export function plan (name, calls = SCENARIOS[name].calls) {
+  const s = SCENARIOS[name]
+  // Flat strings, as a server gets them from a cookie header: node's randomUUID()
+  // returns a rope, and flattening 100k of them inside a measurement frees tens of MB.
+  const ids = Array.from({ length: s.people }, () => JSON.parse(JSON.stringify(randomUUID())))
+  const person = new Uint32Array(calls)
+  const kind = new Uint8Array(calls)
+  const rand = prng(42)
+  for (let i = 0; i < calls; i++) {
+    person[i] = s.people === calls ? i : i % s.people
+    const r = rand()
+    kind[i] = r < s.mix[0] ? TRACK : r < s.mix[0] + s.mix[1] ? PAGE : IDENTIFY
+  }
+  return { ids, person, kind, calls }
+}
+
+/** A track with 4 properties (one of them the seq), as the issue specifies. */
+export const trackCall = (profileId, seq) =>
+  ({ profile_id: profileId, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq } })
+export const pageCall = (profileId, seq) =>
+  ({ profile_id: profileId, name: 'Pricing', properties: { path: '/pricing', title: 'Pricing', referrer: 'https://example.com/', seq } })
+export const identifyCall = (profileId, seq) =>
+  ({ profile_id: profileId, traits: { plan: 'pro', company: 'Acme', role: 'admin', seq } })
+
+/** Makes call i of a plan on a tracker-like object. */
+export function call (t, p, i) {
+  const id = p.ids[p.person[i]]
+  switch (p.kind[i]) {
+    case TRACK: t.track(trackCall(id, i)); break
+    case PAGE: t.page(pageCall(id, i)); break
+    default: t.identify(identifyCall(id, i))
+  }
+}

@@ -1,0 +1,64 @@
+// `npm run bench -- --soak [minutes]`: memory over a long run at a steady rate.
+// Not part of the default run. Writes benchmarks/results/soak.json and the
+// soak section of docs/benchmarks.md.
+import { execFileSync, fork } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
+
+export async function soak (minutes, rate = 5_000) {
+  const sink = fork(join(here, 'sink.mjs'))
+  const next = () => new Promise((resolve) => sink.once('message', resolve))
+  const { port } = await next()
+  const total = Math.round(minutes * 60 * rate)
+  sink.send({ type: 'reset', expected: total })
+  await next()
+  process.stderr.write(`soak: ${minutes} min at ${rate} calls/s (S3 mix, 10k people), default options\n`)
+  const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), 'soak', 'S3', String(port)],
+    { encoding: 'utf8', env: { ...process.env, SOAK_MINUTES: String(minutes), SOAK_RATE: String(rate) }, maxBuffer: 1 << 24 })
+  const r = JSON.parse(out.trim().split('\n').pop())
+  sink.send({ type: 'report' })
+  const s = await next()
+  sink.send({ type: 'stop' })
+  // Compare the second minute with the last one (the first fills the LRU and warms up).
+  const window = (from, to) => r.samples.filter((x) => x.s >= from && x.s < to)
+  const end = r.samples[r.samples.length - 1].s
+  const early = window(60, 120)
+  const late = window(end - 60, end + 1)
+  const result = {
+    date: new Date().toISOString(),
+    minutes,
+    rate,
+    calls: total,
+    exactlyOnce: s.items === total && s.missing === 0 && s.duplicated === 0 && s.repeatedIds === 0 && r.dropped === 0,
+    heapMB: { secondMinute: mean(early.map((x) => x.heapMB)), lastMinute: mean(late.map((x) => x.heapMB)), max: Math.max(...r.samples.map((x) => x.heapMB)) },
+    rssMB: { secondMinute: mean(early.map((x) => x.rssMB)), lastMinute: mean(late.map((x) => x.rssMB)), max: Math.max(...r.samples.map((x) => x.rssMB)) },
+    maxBuffered: Math.max(...r.samples.map((x) => x.buffered)),
+    cpuPerItemUs: r.cpuPerItemUs,
+    samples: r.samples
+  }
+  writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2) + '\n')
+  const f = (x) => x.toFixed(1)
+  const text = [
+    `Run finished ${result.date.slice(0, 16).replace('T', ' ')} UTC, \`npm run bench -- --soak ${minutes}\`: ${minutes} minutes at ${rate.toLocaleString('en-US')} calls/s ` +
+      `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every 10 s.`,
+    '',
+    '| | Second minute (mean) | Last minute (mean) | Ratio | Max |',
+    '|---|---:|---:|---:|---:|',
+    `| Heap used, MB | ${f(result.heapMB.secondMinute)} | ${f(result.heapMB.lastMinute)} | ${(result.heapMB.lastMinute / result.heapMB.secondMinute).toFixed(2)} | ${f(result.heapMB.max)} |`,
+    `| RSS, MB | ${f(result.rssMB.secondMinute)} | ${f(result.rssMB.lastMinute)} | ${(result.rssMB.lastMinute / result.rssMB.secondMinute).toFixed(2)} | ${f(result.rssMB.max)} |`,
+    '',
+    `Items buffered at most: ${result.maxBuffered.toLocaleString('en-US')}. CPU per delivered item: ${result.cpuPerItemUs.toFixed(2)} µs. ` +
+      `Every item received exactly once: ${result.exactlyOnce ? 'yes' : 'NO'} (${s.items.toLocaleString('en-US')} of ${total.toLocaleString('en-US')}).`
+  ].join('\n')
+  const doc = join(here, '..', 'docs', 'benchmarks.md')
+  const body = readFileSync(doc, 'utf8')
+  const a = body.indexOf('<!-- soak:start -->')
+  const b = body.indexOf('<!-- soak:end -->')
+  if (a !== -1 && b !== -1) writeFileSync(doc, body.slice(0, a + '<!-- soak:start -->'.length) + '\n' + text + '\n' + body.slice(b))
+  process.stdout.write(text + '\n')
+  return result
+}

@@ -1,0 +1,86 @@
+import type { LRUCache } from 'lru-cache'
+
+/**
+ * Keys held in a plain Map before lru-cache is loaded. Requiring lru-cache
+ * costs several milliseconds of a cold start (its module, perf_hooks,
+ * diagnostics_channel), and most processes hold few buckets at first.
+ */
+export const SMALL_CACHE_KEYS = 64
+
+/**
+ * A least-recently-used map of buckets bounded by `max`, backed by lru-cache.
+ * While it holds few keys it is a Map kept in recency order (a hit moves its
+ * key to the end), so nothing changes when it moves into an LRUCache: the
+ * entries go over oldest first and the same key is evicted either way.
+ */
+export class BucketCache<V extends {}> {
+  /** Values the owner counts as open (it keeps this up to date). */
+  open = 0
+  readonly #max: number
+  readonly #onEvict: (value: V) => void
+  #small: Map<string, V> | undefined = new Map()
+  /** The most recently used key of #small: a hit on it needs no move. */
+  #last: string | undefined
+  #lru: LRUCache<string, V> | undefined
+
+  constructor (max: number, onEvict: (value: V) => void) {
+    this.#max = max
+    this.#onEvict = onEvict
+  }
+
+  get size (): number {
+    return this.#small !== undefined ? this.#small.size : (this.#lru as LRUCache<string, V>).size
+  }
+
+  get (key: string): V | undefined {
+    const small = this.#small
+    if (small === undefined) return (this.#lru as LRUCache<string, V>).get(key)
+    const value = small.get(key)
+    if (value !== undefined && key !== this.#last) {
+      small.delete(key)
+      small.set(key, value)
+      this.#last = key
+    }
+    return value
+  }
+
+  /** Adds a key that is not held; when full, the least recently used value is evicted first. */
+  set (key: string, value: V): void {
+    const small = this.#small
+    if (small !== undefined && small.size < SMALL_CACHE_KEYS && small.size < this.#max) {
+      small.set(key, value)
+      this.#last = key
+      return
+    }
+    this.#large().set(key, value)
+  }
+
+  values (): IterableIterator<V> {
+    return this.#small !== undefined ? this.#small.values() : (this.#lru as LRUCache<string, V>).values()
+  }
+
+  clear (): void {
+    if (this.#small !== undefined) {
+      this.#small.clear()
+      this.#last = undefined
+    } else {
+      (this.#lru as LRUCache<string, V>).clear()
+    }
+  }
+
+  #large (): LRUCache<string, V> {
+    if (this.#lru === undefined) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { LRUCache } = require('lru-cache') as typeof import('lru-cache')
+      this.#lru = new LRUCache<string, V>({
+        max: this.#max,
+        // disposeAfter runs once the cache is consistent again.
+        disposeAfter: (value, _key, reason) => { if (reason === 'evict') this.#onEvict(value) }
+      })
+      for (const [k, v] of this.#small as Map<string, V>) this.#lru.set(k, v)
+      this.#small = undefined
+      this.#last = undefined
+    }
+    return this.#lru
+  }
+}
