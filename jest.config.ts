@@ -10,10 +10,16 @@ const config: Config = {
   clearMocks: true,
   // Child-process tests start real Node processes; give a slow CI machine room.
   testTimeout: 30_000,
+  // Coverage is part of `npm test`, so the gate below is enforced wherever the tests run.
+  // Code that only runs in child processes (the default logger, the CLI's process wiring)
+  // is tested there but not counted here.
+  collectCoverage: true,
+  coverageReporters: ['text-summary'],
   coverageThreshold: {
-    global: { lines: 90, branches: 80, functions: 90 }
+    global: { lines: 95, statements: 94, branches: 88, functions: 90 }
   },
-  collectCoverageFrom: ['lib/**/*.ts', '!lib/generated/**']
+  // Entry points that only re-export are left out: their getters are not code paths.
+  collectCoverageFrom: ['lib/**/*.ts', '!lib/generated/**', '!lib/index.ts', '!lib/deletion.ts']
 }
 
 export default config
