@@ -2,7 +2,7 @@ import * as validators from './generated/validators'
 import type { Validator } from './generated/validators'
 import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
-import { normalizeDomain, primaryKey, secondaryKey } from './identity'
+import { normalizeDomain, secondaryKey } from './identity'
 
 export type JsonObject = Record<string, unknown>
 
@@ -178,7 +178,7 @@ export class Capturer {
     if (!validators.person(ids)) fail(c, validators.person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
       const id = profileId.toLowerCase()
-      return [primaryKey(id), id, email]
+      return [id, id, email]
     }
     return [secondaryKey(email as string), undefined, email]
   }
@@ -189,7 +189,7 @@ export class Capturer {
     const accountId = absent(call.account_id) ? undefined : call.account_id
     const ids = { domain, account_id: accountId }
     if (!validators.account(ids)) fail(c, validators.account.errors, ids, ACCOUNT_FIELDS)
-    if (domain !== undefined) return [primaryKey(domain), domain, accountId]
+    if (domain !== undefined) return [domain, domain, accountId]
     return [secondaryKey(accountId as string), undefined, accountId]
   }
 

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors'
+import * as validators from './generated/validators'
 
 /** The cookie the Koala pixel reads and writes: the visitor's profile_id. */
 export const KO_ID = 'ko_id'
@@ -65,11 +66,12 @@ export function resolveCookieOptions (input: CookieOptions = {}): ResolvedCookie
   return { attributes, secure }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/** A profile_id Koala accepts: a canonical UUID, but not the nil or max one, which would merge strangers. */
+/**
+ * A profile_id the schema accepts (the same validator as track() uses), but not
+ * the nil or max UUID, which would merge strangers.
+ */
 export function isValidKoId (value: string): boolean {
-  return UUID.test(value) && !/^[0-]+$/.test(value) && !/^[f-]+$/i.test(value)
+  return validators.person({ profile_id: value }) && !/^[0-]+$/.test(value) && !/^[f-]+$/i.test(value)
 }
 
 /**

@@ -3,7 +3,7 @@ import { domainToASCII } from 'node:url'
 /**
  * Key rules, one place. A bucket (and so a request) is for exactly one person
  * or account:
- * - profile_id given: keyed by the lower-cased profile_id; an email on the call
+ * - profile_id given: keyed by the lower-cased profile_id itself; an email on the call
  *   rides along as the bucket's email.
  * - email only: keyed by the lower-cased email (prefixed so it never meets a
  *   profile_id key). Such a bucket is separate from any profile_id bucket with
@@ -11,10 +11,6 @@ import { domainToASCII } from 'node:url'
  * Accounts follow the same rule with domain in place of profile_id and
  * account_id in place of email.
  */
-export function primaryKey (primary: string): string {
-  return primary
-}
-
 export function secondaryKey (secondary: string): string {
   return '#' + secondary.toLowerCase()
 }
