@@ -53,7 +53,9 @@ async function runTracker () {
   const callsDoneNs = process.hrtime.bigint() - t0
   const closed = await tracker.close({ timeoutMs: 300_000 })
   const wallNs = process.hrtime.bigint() - t0
-  const cpu = cpuMicros(process.cpuUsage(cpu0))
+  const used = process.cpuUsage(cpu0)
+  const cpu = cpuMicros(used)
+  const cpuSys = used.system
   const s = tracker.stats()
   out({
     calls: p.calls,
@@ -61,6 +63,7 @@ async function runTracker () {
     callsDoneMs: Number(callsDoneNs) / 1e6,
     wallMs: Number(wallNs) / 1e6,
     cpuMicros: cpu,
+    cpuSystemMicros: cpuSys,
     delivered: s.sent,
     accepted: s.accepted,
     dropped: s.dropped,
@@ -95,8 +98,8 @@ async function runPool () {
   await Promise.all(Array.from({ length: connections }, worker))
   await pool.close()
   const wallNs = process.hrtime.bigint() - t0
-  const cpu = cpuMicros(process.cpuUsage(cpu0))
-  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpu, delivered: p.calls, requests: bodies.length, failed })
+  const used = process.cpuUsage(cpu0)
+  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpuMicros(used), cpuSystemMicros: used.system, delivered: p.calls, requests: bodies.length, failed })
 }
 
 /**

@@ -65,6 +65,8 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   // Per delivered item: a run that lost items must not look cheaper for it.
   r.itemsPerSec = s.items / (r.wallMs / 1000)
   r.cpuPerItemUs = r.cpuMicros / s.items
+  // System time: mostly the kernel's loopback TCP, for the sink's side of each request too.
+  r.systemPerItemUs = r.cpuSystemMicros / s.items
   r.requestsMade = s.requests
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
     `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` : ''}, ` +
@@ -78,6 +80,7 @@ function summarise (runs) {
     runs: runs.length,
     itemsPerSec: pick('itemsPerSec'),
     cpuPerItemUs: pick('cpuPerItemUs'),
+    systemPerItemUs: pick('systemPerItemUs'),
     callUs: runs[0].callNs === undefined ? undefined : pick('callNs') / 1000,
     requests: pick('requestsMade'),
     peakRssMB: pick('maxRssBytes') / 2 ** 20,

@@ -3,6 +3,7 @@ import type { Validator } from './generated/validators'
 import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
 import { normalizeDomain, secondaryKey } from './identity'
+import { isoTime } from './iso-time'
 
 export type JsonObject = Record<string, unknown>
 
@@ -208,11 +209,11 @@ export class Capturer {
 
   #stamp (given: string | undefined): string {
     if (given !== undefined) return JSON.stringify(given)
-    // toISOString costs ~0.5 µs; calls within one millisecond share it.
+    // Calls within one millisecond share the string.
     const ms = this.#now()
     if (ms !== this.#isoMs) {
       this.#isoMs = ms
-      this.#iso = '"' + new Date(ms).toISOString() + '"'
+      this.#iso = '"' + isoTime(ms) + '"'
     }
     return this.#iso
   }

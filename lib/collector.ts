@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { DeletionEndpoint, isDeletionPath, type DeletionEndpointOptions, type DeletionEndpointStats, type FakeDeletionRequest, type Reply } from './collector-deletion'
-import * as validators from './generated/validators'
+import * as validators from './generated/batch-validators'
 import type { Validator } from './generated/validators'
 
 /**

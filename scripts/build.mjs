@@ -1,5 +1,5 @@
-// Builds dist/: CommonJS + .d.ts with tsc, then thin ESM wrappers over the
-// CommonJS build. One implementation behind both entry points means one
+// Builds dist/: CommonJS + .d.ts with tsc, the main entry's modules packed into
+// one file (scripts/bundle-core.cjs), then thin ESM wrappers over the CommonJS build. One implementation behind both entry points means one
 // tracker singleton even when a process mixes import and require.
 import { execFileSync } from 'node:child_process'
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const dist = join(root, 'dist')
 const require = createRequire(import.meta.url)
+const { bundleCore } = require('./bundle-core.cjs')
 
 // Public entry points: name in dist/esm -> module under lib/.
 const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion', singleton: 'singleton', express: 'express', shutdown: 'shutdown' }
@@ -17,8 +18,11 @@ const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion', 
 rmSync(dist, { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
 mkdirSync(join(dist, 'cjs/lib/generated'), { recursive: true })
-copyFileSync(join(root, 'lib/generated/validators.js'), join(dist, 'cjs/lib/generated/validators.js'))
-copyFileSync(join(root, 'lib/generated/validators.d.ts'), join(dist, 'cjs/lib/generated/validators.d.ts'))
+for (const file of ['validators', 'batch-validators']) {
+  for (const ext of ['.js', '.d.ts']) copyFileSync(join(root, 'lib/generated', file + ext), join(dist, 'cjs/lib/generated', file + ext))
+}
+// What `require('koala-tracker')` loads, packed into one file (cold start).
+bundleCore(join(dist, 'cjs/lib'))
 
 mkdirSync(join(dist, 'esm'), { recursive: true })
 for (const [name, mod] of Object.entries(ENTRIES)) {

@@ -1,4 +1,4 @@
-// Types for the standalone validators generated into validators.js.
+// Types for the standalone call validators generated into validators.js.
 export interface AjvError {
   instancePath: string
   schemaPath: string
@@ -10,11 +10,9 @@ export interface Validator {
   (data: unknown): boolean
   errors?: AjvError[] | null
 }
-export const profileBatch: Validator
 export const person: Validator
 export const trackEvent: Validator
 export const identifyCall: Validator
 export const pageView: Validator
-export const accountBatch: Validator
 export const account: Validator
 export const accountIdentifyCall: Validator
