@@ -124,6 +124,17 @@ describe('flush timer', () => {
   })
 })
 
+test('the call that fills a bucket returns before its request body is built; stats count the batch in the meantime', async () => {
+  h = await harness()
+  const pid = person()
+  const sent = nextEvent(h.tracker, 'sent')
+  for (let i = 0; i < 30; i++) h.tracker.track({ profile_id: pid, event: 'e' })
+  expect(h.tracker.stats()).toMatchObject({ bufferedItems: 30, buckets: 0, waitingBatches: 1, inFlightRequests: 0, requests: { sent: 0 } })
+  await sent
+  expect(h.collector.stats().profiles.events).toBe(30)
+  expect(h.tracker.stats()).toMatchObject({ sent: 30, bufferedItems: 0, waitingBatches: 0 })
+})
+
 describe('bucket bound', () => {
   test('maxBuckets holds that many people; the least recently used bucket is sent, never dropped', async () => {
     h = await harness({ maxBuckets: 3 })

@@ -1,4 +1,4 @@
-import { Bucket, type Batch } from './bucket'
+import { Bucket, toBatch, type Batch, type Taken } from './bucket'
 import { BucketCache } from './bucket-cache'
 import type { Captured } from './capture'
 import type { Clock, TimerHandle } from './clock'
@@ -20,25 +20,37 @@ export interface BatcherOptions {
  * next call. Deleting it instead costs far more than the call itself: lru-cache
  * clears its whole arrays (O(maxBuckets)) when its last key is deleted, which
  * is every 30 calls for a process that tracks one person at a time.
+ *
+ * Sealing only takes the items out of the bucket; their request body is built
+ * on a microtask, once the caller's code has returned (or at once by sealAll).
+ * The body costs more than the call that fills a bucket, and it is not needed
+ * sooner: the Sender dispatches on a microtask too. So no track() call pays for
+ * a whole request, and a request handler is not slowed by the one that does.
  */
 export class Batcher {
   readonly #opts: BatcherOptions
   readonly #clock: Clock
   readonly #onBatch: (batch: Batch) => void
-  readonly #onTimerError: (error: unknown) => void
+  readonly #onError: (error: unknown, where: string) => void
   readonly #caches = new Map<Route, BucketCache<Bucket>>()
   #items = 0
   #timer: TimerHandle | undefined
+  /** Sealed, their bodies not built yet. */
+  #taken: Taken[] = []
+  #buildQueued = false
 
-  constructor (opts: BatcherOptions, clock: Clock, onBatch: (batch: Batch) => void, onTimerError: (error: unknown) => void) {
+  constructor (opts: BatcherOptions, clock: Clock, onBatch: (batch: Batch) => void, onError: (error: unknown, where: string) => void) {
     this.#opts = opts
     this.#clock = clock
     this.#onBatch = onBatch
-    this.#onTimerError = onTimerError
+    this.#onError = onError
   }
 
   /** Items sitting in buckets (not yet sealed). */
   get items (): number { return this.#items }
+
+  /** Batches sealed whose bodies are not built yet (they are handed over within the current tick). */
+  get building (): number { return this.#taken.length }
 
   /** Buckets holding at least one item. */
   buckets (route: Route): number {
@@ -66,7 +78,7 @@ export class Batcher {
     }
   }
 
-  /** Seals every bucket now (flush, close, timer). */
+  /** Seals every bucket and hands every batch over now (flush, close, timer). */
   sealAll (): void {
     this.#stopTimer()
     const all: Bucket[] = []
@@ -75,6 +87,7 @@ export class Batcher {
       cache.clear()
     }
     for (const b of all) this.#seal(b)
+    this.#build()
   }
 
   stop (): void {
@@ -97,7 +110,26 @@ export class Batcher {
     cache.open--
     this.#items -= bucket.items
     if (this.#items === 0) this.#stopTimer()
-    this.#onBatch(bucket.seal())
+    this.#taken.push(bucket.take())
+    if (!this.#buildQueued) {
+      this.#buildQueued = true
+      queueMicrotask(() => {
+        try {
+          this.#build()
+        } catch (err) {
+          this.#onError(err, 'building a request')
+        }
+      })
+    }
+  }
+
+  /** Builds the bodies of the sealed batches, in the order they were sealed, and hands them over. */
+  #build (): void {
+    this.#buildQueued = false
+    const taken = this.#taken
+    if (taken.length === 0) return
+    this.#taken = []
+    for (const t of taken) this.#onBatch(toBatch(t))
   }
 
   #onTimer (): void {
@@ -105,7 +137,7 @@ export class Batcher {
     try {
       this.sealAll()
     } catch (err) {
-      this.#onTimerError(err)
+      this.#onError(err, 'the flush timer')
     }
   }
 

@@ -21,6 +21,31 @@ export interface Batch {
 
 type Lists = [string[] | undefined, string[] | undefined, string[] | undefined]
 
+/** A bucket's items, taken out of it, before its body is built. */
+export interface Taken {
+  readonly route: Route
+  readonly primary: string | undefined
+  readonly secondary: string | undefined
+  readonly lists: Lists
+  readonly items: number
+  readonly bytes: number
+}
+
+/** Builds the request body of taken items: done once per batch (see buildBody). */
+export function toBatch (t: Taken): Batch {
+  return {
+    route: t.route,
+    body: buildBody(t.route, t.primary, t.secondary, t.lists),
+    items: t.items,
+    bytes: t.bytes,
+    attempts: 0,
+    firstAttemptAt: Number.NaN,
+    settled: false,
+    waiters: undefined,
+    abort: undefined
+  }
+}
+
 let uuid: typeof RandomUUID | undefined
 /**
  * node:crypto is required when the first body is built rather than at import:
@@ -62,8 +87,8 @@ function buildBody (route: Route, primary: string | undefined, secondary: string
 }
 
 /**
- * One person's (or account's) unsent items, as JSON strings per array. Sealing
- * empties it for the person's next calls (see Batcher).
+ * One person's (or account's) unsent items, as JSON strings per array. Taking
+ * them empties it for the person's next calls (see Batcher).
  */
 export class Bucket {
   readonly key: string
@@ -91,23 +116,20 @@ export class Bucket {
     return list.length
   }
 
-  /** Turns what the bucket holds into a Batch and empties it. */
-  seal (): Batch {
-    const batch: Batch = {
+  /** Hands over what the bucket holds (cheap: no body is built) and empties it. */
+  take (): Taken {
+    const taken: Taken = {
       route: this.route,
-      body: buildBody(this.route, this.primary, this.secondary, this.#lists),
+      primary: this.primary,
+      secondary: this.secondary,
+      lists: this.#lists,
       items: this.items,
-      bytes: this.bytes,
-      attempts: 0,
-      firstAttemptAt: Number.NaN,
-      settled: false,
-      waiters: undefined,
-      abort: undefined
+      bytes: this.bytes
     }
     this.#lists = [undefined, undefined, undefined]
     this.items = 0
     this.bytes = 0
     this.secondary = undefined
-    return batch
+    return taken
   }
 }

@@ -82,8 +82,8 @@ export class Tracker {
       onError: (e) => this.#safeOnError(e),
       onDisabled: (e) => this.#onDisabled(e)
     })
-    this.#batcher = new Batcher(opts, this.#clock, (b) => this.#sender.enqueue(b), (err) =>
-      this.#reporter.note('internal', 'error', { err }, 'koala-tracker internal error in the flush timer; please report it'))
+    this.#batcher = new Batcher(opts, this.#clock, (b) => this.#sender.enqueue(b), (err, where) =>
+      this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`))
   }
 
   /** Records a custom event for a person. Never throws unless `strict`. */
@@ -161,7 +161,7 @@ export class Tracker {
       bufferedBytes: this.#budget.bytes,
       requests: { sent: r.sent, succeeded: r.succeeded, retried: r.retried, failed: r.failed },
       inFlightRequests: this.#sender.inFlight,
-      waitingBatches: this.#sender.waiting,
+      waitingBatches: this.#sender.waiting + this.#batcher.building,
       pausedUntil: this.#sender.pausedUntil,
       state: this.#state,
       profiles,

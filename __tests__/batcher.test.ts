@@ -1,0 +1,75 @@
+import { Batcher } from '../lib/batcher'
+import type { Batch } from '../lib/bucket'
+import { Capturer } from '../lib/capture'
+import { createRoutes } from '../lib/route'
+import { FakeClock } from './helpers/fake-clock'
+import { person } from './helpers/setup'
+
+const { profiles } = createRoutes('/web/projects/pk_test')
+const capturer = new Capturer(() => Date.UTC(2026, 10, 26), 32 * 1024)
+const microtasks = async (): Promise<void> => { for (let i = 0; i < 3; i++) await Promise.resolve() }
+
+function setup (maxBuckets = 100): { batcher: Batcher, batches: Batch[], errors: Array<[unknown, string]>, clock: FakeClock } {
+  const batches: Batch[] = []
+  const errors: Array<[unknown, string]> = []
+  const clock = new FakeClock()
+  const batcher = new Batcher({ flushAt: 30, maxBuckets, flushIntervalMs: 10_000 }, clock, (b) => batches.push(b), (err, where) => errors.push([err, where]))
+  return { batcher, batches, errors, clock }
+}
+
+const body = (b: Batch): { profile_id?: string, events?: Array<{ event: string, message_id: string }> } => JSON.parse(b.body)
+
+describe('Batcher: a full bucket', () => {
+  test('is taken out by the call that fills it, and its body is built after that call returns, within the same tick', async () => {
+    const { batcher, batches } = setup()
+    const pid = person()
+    for (let i = 0; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: pid, event: `e${i}` }))
+    // Taken: the bucket is empty and the items are no longer counted as in buckets, but not handed over yet.
+    expect(batcher.items).toBe(0)
+    expect(batcher.building).toBe(1)
+    expect(batches).toHaveLength(0)
+
+    await microtasks()
+    expect(batcher.building).toBe(0)
+    expect(batches).toHaveLength(1)
+    expect(batches[0]).toMatchObject({ items: 30, attempts: 0, settled: false })
+    const sent = body(batches[0])
+    expect(sent.profile_id).toBe(pid)
+    expect(sent.events?.map(e => e.event)).toEqual(Array.from({ length: 30 }, (_, i) => `e${i}`))
+    expect(new Set(sent.events?.map(e => e.message_id)).size).toBe(30)
+  })
+
+  test('batches sealed in one stretch are handed over in the order they were sealed, with one microtask', async () => {
+    const { batcher, batches } = setup(2)
+    const [a, b, c] = [person(), person(), person()]
+    batcher.add(profiles, capturer.track({ profile_id: a, event: 'a' }))
+    batcher.add(profiles, capturer.track({ profile_id: b, event: 'b' }))
+    // A third person evicts a (the least recently used); then b fills up.
+    batcher.add(profiles, capturer.track({ profile_id: c, event: 'c' }))
+    for (let i = 1; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: b, event: 'b' }))
+    expect(batcher.building).toBe(2)
+    await microtasks()
+    expect(batches.map(x => body(x).profile_id)).toEqual([a, b])
+    expect(batches.map(x => x.items)).toEqual([1, 30])
+  })
+
+  test('sealAll() hands over everything at once, the batches still being built included', () => {
+    const { batcher, batches } = setup()
+    const [a, b] = [person(), person()]
+    for (let i = 0; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: a, event: 'full' }))
+    batcher.add(profiles, capturer.track({ profile_id: b, event: 'one' }))
+    batcher.sealAll()
+    expect(batches.map(x => [body(x).profile_id, x.items])).toEqual([[a, 30], [b, 1]])
+    expect(batcher.building).toBe(0)
+  })
+
+  test('a failure while building is reported, never thrown into the host from the microtask', async () => {
+    const errors: Array<[unknown, string]> = []
+    const boom = new Error('boom')
+    const batcher = new Batcher({ flushAt: 30, maxBuckets: 100, flushIntervalMs: 10_000 }, new FakeClock(), () => { throw boom }, (err, where) => errors.push([err, where]))
+    const pid = person()
+    for (let i = 0; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: pid, event: 'e' }))
+    await microtasks()
+    expect(errors).toEqual([[boom, 'building a request']])
+  })
+})
