@@ -1,0 +1,96 @@
+import { getEventListeners } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { MAX_ERROR_BODY_CHARS } from '../lib/constants'
+import { createPoolTransport, type Transport } from '../lib/transport'
+
+// The built-in transport against a real HTTP server on 127.0.0.1.
+let server: Server
+let transport: Transport
+let received: string[]
+let answer: (req: IncomingMessage, res: ServerResponse, body: string) => void
+
+beforeEach(async () => {
+  received = []
+  server = createServer((req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => { body += c.toString() })
+    req.on('end', () => { received.push(body); answer(req, res, body) })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  transport = createPoolTransport({ origin: `http://127.0.0.1:${port}`, connections: 1, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
+})
+afterEach(async () => {
+  await transport.destroy()
+  server.closeAllConnections()
+  await new Promise(resolve => server.close(resolve))
+})
+
+test('sends the body with the JSON content type and the User-Agent, and returns status and headers of a 2xx with an empty body', async () => {
+  let seen: IncomingMessage | undefined
+  answer = (req, res) => { seen = req; res.writeHead(202, { 'x-koala': 'yes' }).end('{"ok":true}') }
+  const ac = new AbortController()
+  const res = await transport.send({ path: '/web/projects/pk/batch', body: '{"email":"a@b.co"}', signal: ac.signal })
+  expect(res).toEqual({ status: 202, headers: expect.objectContaining({ 'x-koala': 'yes' }), body: '' })
+  expect(received).toEqual(['{"email":"a@b.co"}'])
+  expect(seen?.method).toBe('POST')
+  expect(seen?.url).toBe('/web/projects/pk/batch')
+  expect(seen?.headers['content-type']).toBe('application/json')
+  expect(seen?.headers['user-agent']).toMatch(/^koala-tracker\//)
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0)
+})
+
+test(`an error answer keeps the first ${MAX_ERROR_BODY_CHARS} characters of its body, and the socket is not left stuck`, async () => {
+  answer = (_req, res) => { res.writeHead(500, { 'retry-after': '7' }).end(' ' + 'e'.repeat(20_000)) }
+  const res = await transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })
+  expect(res.status).toBe(500)
+  expect(res.headers['retry-after']).toBe('7')
+  expect(res.body).toBe('e'.repeat(MAX_ERROR_BODY_CHARS - 1))
+  // The next request goes through on the one connection.
+  answer = (_req, r) => { r.end('{}') }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).resolves.toMatchObject({ status: 200 })
+})
+
+test('once the status has arrived it decides: a body that breaks off leaves the status and what arrived', async () => {
+  answer = (_req, res) => {
+    res.writeHead(503, { 'content-length': '1000' })
+    res.write('partial', () => res.destroy())
+  }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).resolves.toEqual(expect.objectContaining({ status: 503, body: 'partial' }))
+  answer = (_req, res) => {
+    res.writeHead(200, { 'content-length': '1000' })
+    res.write('{"partial":', () => res.destroy())
+  }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).resolves.toEqual(expect.objectContaining({ status: 200, body: '' }))
+})
+
+test('a connection that breaks before any answer rejects with the network error', async () => {
+  answer = (req) => { req.socket.destroy() }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).rejects.toMatchObject({ code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/) })
+})
+
+test('an aborted signal: nothing is sent; aborting in flight rejects at once; aborting a request queued behind another stops it before it is written', async () => {
+  const before = new AbortController()
+  before.abort()
+  await expect(transport.send({ path: '/b', body: 'never', signal: before.signal })).rejects.toThrow()
+
+  // One connection: the first request hangs, the second waits in the Pool.
+  const hanging: ServerResponse[] = []
+  answer = (_req, res) => { hanging.push(res) }
+  const first = new AbortController()
+  const second = new AbortController()
+  const a = transport.send({ path: '/b', body: 'first', signal: first.signal })
+  const b = transport.send({ path: '/b', body: 'second', signal: second.signal })
+  while (received.length === 0) await new Promise(resolve => setImmediate(resolve))
+  second.abort()
+  await expect(b).rejects.toThrow()
+  expect(getEventListeners(second.signal, 'abort')).toHaveLength(0)
+  first.abort()
+  await expect(a).rejects.toThrow()
+  // A third request gets a connection; the aborted second one was never written.
+  answer = (_req, res) => { res.end('{}') }
+  await expect(transport.send({ path: '/b', body: 'third', signal: new AbortController().signal })).resolves.toMatchObject({ status: 200 })
+  expect(received).toEqual(['first', 'third'])
+  for (const res of hanging) res.destroy()
+})
