@@ -67,7 +67,7 @@ describe('bundleCore', () => {
   test('packs what index.js reaches, runs it as Node would, keeps one copy per module and maps stack traces to the sources', () => {
     expect(bundle.bundleCore(dir).sort()).toEqual(['a', 'index', 'sub/b'])
     expect(existsSync(join(dir, 'a.js.map'))).toBe(false)
-    expect(readFileSync(join(dir, 'sub/b.js'), 'utf8')).toContain("require('../_core.js')(\"sub/b\")")
+    expect(readFileSync(join(dir, 'sub/b.js'), 'utf8')).toContain("require('../_core.js')\nmodule.exports = load(\"sub/b\")")
     const script = `
       const index = require(${JSON.stringify(join(dir, 'index.js'))})
       const b = require(${JSON.stringify(join(dir, 'sub/b.js'))})

@@ -92,6 +92,8 @@ async function runPool () {
   const post = (body) => new Promise((resolve, reject) => {
     let status = 0
     pool.dispatch({ path, method: 'POST', headers, body }, {
+      // onRequestStart marks the handler as one of undici's current API.
+      onRequestStart () {},
       onResponseStart (_c, statusCode) { status = statusCode },
       onResponseData () {},
       onResponseEnd () { resolve(status) },

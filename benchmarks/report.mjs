@@ -34,7 +34,10 @@ export function targetRows (r) {
   add(`heap held per buffered item ≤ ${TARGETS.heapBytes} bytes`, heaps.join(', ') + ' bytes',
     Object.values(s).every((x) => x.heap.bytesPerItem <= TARGETS.heapBytes))
   if (r.coldStart) {
-    add(`cold start to the first accepted call ≤ ${TARGETS.coldStartMs} ms`, `${f(r.coldStart.totalMs, 1)} ms`, r.coldStart.totalMs <= TARGETS.coldStartMs)
+    const c = r.coldStart
+    const worst = Math.max(c.totalMs, c.importTotalMs ?? 0)
+    add(`cold start to the first accepted call ≤ ${TARGETS.coldStartMs} ms`,
+      `${f(c.totalMs, 1)} ms with \`require\`` + (c.importTotalMs === undefined ? '' : `, ${f(c.importTotalMs, 1)} ms with \`import\``), worst <= TARGETS.coldStartMs)
   }
   add('zero loss, zero duplicates, default options', Object.entries(s).map(([n, x]) =>
     `${n} ${x.tracker.exactlyOnce && x.tracker.dropped === 0 ? 'yes' : 'NO'}`).join(', '),
@@ -85,13 +88,16 @@ export function renderTable (r) {
     out.push('')
     out.push('### Cold start')
     out.push('')
-    out.push(`Median of ${c.runs} fresh processes: \`require\` → \`createTracker()\` → first accepted \`track()\`.`)
+    out.push(`Median of ${c.runs} fresh processes: \`require\` (or \`import\`) → \`createTracker()\` → first accepted \`track()\`. ` +
+      '"Modules loaded" counts every CommonJS module in the process after the first call, the benchmark script included.')
     out.push('')
-    out.push('| Total | require | createTracker | first call | Modules loaded | Reference: ' + `${c.modules + 1} empty modules | Reference: the lazily loaded dependencies, loaded eagerly |`)
-    out.push('|---:|---:|---:|---:|---:|---:|---:|')
-    out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms |`)
+    out.push('| Total, `require` | require | createTracker | first call | Modules loaded | Total, `import` | of which import | Reference: ' +
+      `${c.trivialModules ?? 27} empty modules | Reference: the lazily loaded dependencies, loaded eagerly |`)
+    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    const esm = (x) => x.importTotalMs === undefined ? '– | –' : `${f(x.importTotalMs, 1)} ms | ${f(x.importMs, 1)} ms`
+    out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${esm(c)} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms |`)
     const o = r.otherColdStart
-    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | | |`)
+    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | ${esm(o)} | | |`)
   }
   if (r.micro) {
     out.push('')

@@ -96,9 +96,13 @@ function node (file, argv = [], env = {}) {
 }
 
 async function coldStart (n = 15, env = {}) {
-  const runs = { tracker: [], eager: [] }
-  for (let i = 0; i < n; i++) for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], env))
+  const runs = { tracker: [], eager: [], import: [] }
+  for (let i = 0; i < n; i++) {
+    for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], env))
+    runs.import.push(node('cold.mjs', [], env))
+  }
   const med = (mode, k) => median(runs[mode].map((r) => r[k]))
+  const trivial = Array.from({ length: n }, () => node('cold.cjs', ['trivial']))
   return {
     runs: n,
     totalMs: med('tracker', 'totalMs'),
@@ -106,8 +110,11 @@ async function coldStart (n = 15, env = {}) {
     createMs: med('tracker', 'createMs'),
     firstCallMs: med('tracker', 'firstCallMs'),
     modules: runs.tracker[0].modules,
+    importTotalMs: med('import', 'totalMs'),
+    importMs: med('import', 'importMs'),
     eagerDepsMs: med('eager', 'depsMs'),
-    trivialModulesMs: median(Array.from({ length: n }, () => node('cold.cjs', ['trivial']).totalMs))
+    trivialModules: trivial[0].modules,
+    trivialModulesMs: median(trivial.map((r) => r.totalMs))
   }
 }
 
@@ -178,7 +185,7 @@ async function main () {
   log('cold start')
   results.coldStart = await coldStart()
   if (compare !== undefined) results.otherColdStart = await coldStart(15, { KOALA_DIST: compare })
-  log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call (${results.coldStart.modules} modules)`)
+  log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call with require (${results.coldStart.modules} modules), ${results.coldStart.importTotalMs.toFixed(1)} ms with import`)
   log('micro-benchmarks')
   results.micro = node('micro.cjs').micro
   for (const m of results.micro) log(`  ${m.name}: ${m.ns.toFixed(0)} ns (${m.ratio.toFixed(2)}× JSON.stringify)`)

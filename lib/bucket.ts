@@ -5,7 +5,7 @@ import type { Route } from './route'
 /** A sealed bucket: one request body and what it takes to deliver it. */
 export interface Batch {
   readonly route: Route
-  /** Built once, when sealed: every retry sends it unchanged. */
+  /** Built once, right after the bucket is sealed: every retry sends it unchanged. */
   readonly body: string
   readonly items: number
   readonly bytes: number
@@ -61,7 +61,7 @@ function newMessageId (): string {
  * The request body, by concatenating the JSON captured at call time. Items
  * captured without a message_id get theirs here, once: the body is built once
  * per batch and every retry sends it unchanged, so the id never changes.
- * It is built when the bucket is sealed, not on the first attempt: a backlog of
+ * It is built right after the bucket is sealed, not on the first attempt: a backlog of
  * one string per batch costs the GC far less than one string per item.
  */
 function buildBody (route: Route, primary: string | undefined, secondary: string | undefined, lists: Lists): string {

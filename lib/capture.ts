@@ -55,8 +55,8 @@ export const LIST_NAMES = ['events', 'identifies', 'page_views'] as const
 /**
  * An item whose message_id is to be generated is captured without its
  * `{"message_id":"<uuid>"` head, so it starts with a comma; the body builder
- * adds the id when the bucket is sealed (see bucket.ts). This keeps node:crypto
- * off the first call, and the UUID off the calls that only buffer.
+ * adds the id when the body is built (see bucket.ts). This keeps node:crypto
+ * off the first call, and the UUID off the calls.
  */
 export const NEEDS_MESSAGE_ID = 0x2c // ','
 const MESSAGE_ID_HEAD_BYTES = '{"message_id":""'.length + 36

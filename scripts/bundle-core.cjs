@@ -89,7 +89,9 @@ function bundleCore (libDir, entry = 'index.js') {
   writeFileSync(join(libDir, `${CORE}.map`), JSON.stringify(mergeMaps(CORE, maps)))
   for (const file of modules.keys()) {
     const up = relative(dirname(file), libDir) || '.'
-    writeFileSync(file, `'use strict'\n// Packed into ${CORE} by scripts/bundle-core.cjs.\nmodule.exports = require('${up.startsWith('.') ? up : `./${up}`}/${CORE}')(${JSON.stringify(keyOf(libDir, file))})\n`)
+    // Not `module.exports = require(...)(...)`: Node's ESM loader reads that as a re-export and
+    // scans all of _core.js for export names (~30 ms) when the file is imported from ESM.
+    writeFileSync(file, `'use strict'\n// Packed into ${CORE} by scripts/bundle-core.cjs.\nconst load = require('${up.startsWith('.') ? up : `./${up}`}/${CORE}')\nmodule.exports = load(${JSON.stringify(keyOf(libDir, file))})\n`)
     rmSync(`${file}.map`, { force: true })
   }
   return [...modules.keys()].map((f) => keyOf(libDir, f))
