@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,7 +56,7 @@ describe('bundleCore', () => {
     writeFileSync(join(dir, 'index.js'), "'use strict'\nconst a = require('./a')\nexports.run = (n) => a.a(n)\nexports.b = require('./sub/b')\n")
     writeFileSync(join(dir, 'a.js'), A.code.replace(/\/\/# sourceMappingURL=.*/, '//# sourceMappingURL=a.js.map'))
     writeFileSync(join(dir, 'a.js.map'), JSON.stringify({ ...A.map, sources: ['../src/a.ts'] }))
-    execFileSync('mkdir', ['-p', join(dir, 'sub')])
+    mkdirSync(join(dir, 'sub'))
     writeFileSync(join(dir, 'sub/b.js'), B.code.replace(/\/\/# sourceMappingURL=.*/, '//# sourceMappingURL=b.js.map') + "\n// A computed path is not seen when packing: it is loaded from its file.\nexports.load = (name) => require('../' + name)\n")
     writeFileSync(join(dir, 'sub/b.js.map'), JSON.stringify({ ...B.map, sources: ['../../src/sub/b.ts'] }))
     // Not reachable from index.js: stays a file of its own (as another entry point does), and shares b through its stub.
