@@ -63,13 +63,16 @@ describe('Batcher: a full bucket', () => {
     expect(batcher.building).toBe(0)
   })
 
-  test('a failure while building is reported, never thrown into the host from the microtask', async () => {
+  test('a failure while handing a batch over is reported, never thrown into the host from the microtask, and the other batches still go', async () => {
     const errors: Array<[unknown, string]> = []
+    const handed: number[] = []
     const boom = new Error('boom')
-    const batcher = new Batcher({ flushAt: 30, maxBuckets: 100, flushIntervalMs: 10_000 }, new FakeClock(), () => { throw boom }, (err, where) => errors.push([err, where]))
-    const pid = person()
-    for (let i = 0; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: pid, event: 'e' }))
+    let calls = 0
+    const onBatch = (b: Batch): void => { if (calls++ === 0) throw boom; handed.push(b.items) }
+    const batcher = new Batcher({ flushAt: 30, maxBuckets: 100, flushIntervalMs: 10_000 }, new FakeClock(), onBatch, (err, where) => errors.push([err, where]))
+    for (const pid of [person(), person()]) for (let i = 0; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: pid, event: 'e' }))
     await microtasks()
     expect(errors).toEqual([[boom, 'building a request']])
+    expect(handed).toEqual([30])
   })
 })

@@ -113,13 +113,7 @@ export class Batcher {
     this.#taken.push(bucket.take())
     if (!this.#buildQueued) {
       this.#buildQueued = true
-      queueMicrotask(() => {
-        try {
-          this.#build()
-        } catch (err) {
-          this.#onError(err, 'building a request')
-        }
-      })
+      queueMicrotask(() => this.#build())
     }
   }
 
@@ -129,7 +123,14 @@ export class Batcher {
     const taken = this.#taken
     if (taken.length === 0) return
     this.#taken = []
-    for (const t of taken) this.#onBatch(toBatch(t))
+    // One batch that cannot be built or handed over must not take the others with it.
+    for (const t of taken) {
+      try {
+        this.#onBatch(toBatch(t))
+      } catch (err) {
+        this.#onError(err, 'building a request')
+      }
+    }
   }
 
   #onTimer (): void {
