@@ -33,7 +33,7 @@ export interface TrackerStats extends RouteStats {
     failed: number
   }
   inFlightRequests: number
-  /** Batches sealed and waiting for a free slot or for their retry time. */
+  /** Batches sealed and waiting for a free slot or for their retry time (or, within the current tick, for their body to be built). */
   waitingBatches: number
   /** Until when sending is paused (429, Retry-After or backoff), epoch ms; 0 when not paused. */
   pausedUntil: number
