@@ -1,5 +1,5 @@
 import type { randomUUID as RandomUUID } from 'node:crypto'
-import { LIST_NAMES, NEEDS_MESSAGE_ID, type Captured, type ListIndex } from './capture'
+import { EVENTS, IDENTIFIES, LIST_NAMES, NEEDS_MESSAGE_ID, PAGE_VIEWS, type Captured, type ListIndex } from './capture'
 import type { Route } from './route'
 
 /** A sealed bucket: one request body and what it takes to deliver it. */
@@ -96,7 +96,12 @@ export class Bucket {
   readonly primary: string | undefined
   /** Set by the first call that brings one; cleared when sealed. */
   secondary: string | undefined
-  #lists: Lists = [undefined, undefined, undefined]
+  // One field per array rather than a tuple, and each array created holding its
+  // first item (`[]` then push() reserves 17 slots): a bucket per person, up to
+  // maxBuckets of them, is most of what a process tracking many people holds.
+  #events: string[] | undefined
+  #identifies: string[] | undefined
+  #pageViews: string[] | undefined
   items = 0
   bytes = 0
 
@@ -109,11 +114,13 @@ export class Bucket {
 
   /** Adds an item; returns how many items its array now holds. */
   add (c: Captured): number {
-    const list = (this.#lists[c.list] ??= [])
-    list.push(c.json)
     this.items++
     this.bytes += c.bytes
-    return list.length
+    switch (c.list) {
+      case EVENTS: return this.#events === undefined ? (this.#events = [c.json]).length : this.#events.push(c.json)
+      case IDENTIFIES: return this.#identifies === undefined ? (this.#identifies = [c.json]).length : this.#identifies.push(c.json)
+      case PAGE_VIEWS: return this.#pageViews === undefined ? (this.#pageViews = [c.json]).length : this.#pageViews.push(c.json)
+    }
   }
 
   /** Hands over what the bucket holds (cheap: no body is built) and empties it. */
@@ -122,11 +129,11 @@ export class Bucket {
       route: this.route,
       primary: this.primary,
       secondary: this.secondary,
-      lists: this.#lists,
+      lists: [this.#events, this.#identifies, this.#pageViews],
       items: this.items,
       bytes: this.bytes
     }
-    this.#lists = [undefined, undefined, undefined]
+    this.#events = this.#identifies = this.#pageViews = undefined
     this.items = 0
     this.bytes = 0
     this.secondary = undefined
