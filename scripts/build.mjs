@@ -1,8 +1,9 @@
 // Builds dist/: CommonJS + .d.ts with tsc, the main entry's modules packed into
-// one file (scripts/bundle-core.cjs), then thin ESM wrappers over the CommonJS build. One implementation behind both entry points means one
-// tracker singleton even when a process mixes import and require.
+// one file (scripts/bundle-core.cjs), then thin ESM wrappers over the CommonJS
+// build. One implementation behind both entry points means one tracker
+// singleton even when a process mixes import and require.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,8 +19,9 @@ const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion', 
 rmSync(dist, { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
 mkdirSync(join(dist, 'cjs/lib/generated'), { recursive: true })
-for (const file of ['validators', 'batch-validators']) {
-  for (const ext of ['.js', '.d.ts']) copyFileSync(join(root, 'lib/generated', file + ext), join(dist, 'cjs/lib/generated', file + ext))
+// tsc does not emit the generated validators (plain .js beside their .d.ts): copy them as they are.
+for (const file of readdirSync(join(root, 'lib/generated'))) {
+  copyFileSync(join(root, 'lib/generated', file), join(dist, 'cjs/lib/generated', file))
 }
 // What `require('koala-tracker')` loads, packed into one file (cold start).
 bundleCore(join(dist, 'cjs/lib'))
