@@ -76,3 +76,29 @@ describe('Batcher: a full bucket', () => {
     expect(handed).toEqual([30])
   })
 })
+
+describe('Bucket lists', () => {
+  test('one item, two and three in the three lists build one body in call order, and the bucket fills again after', () => {
+    const { batcher, batches } = setup()
+    const pid = person()
+    const email = 'ada@example.com'
+    batcher.add(profiles, capturer.track({ profile_id: pid, event: 'only' }))
+    batcher.add(profiles, capturer.identify({ profile_id: pid, email, traits: { n: 1 } }))
+    batcher.add(profiles, capturer.identify({ profile_id: pid, traits: { n: 2 } }))
+    for (let i = 0; i < 3; i++) batcher.add(profiles, capturer.page({ profile_id: pid, name: `p${i}` }))
+    batcher.sealAll()
+    batcher.add(profiles, capturer.page({ profile_id: pid, name: 'again' }))
+    batcher.sealAll()
+
+    expect(batches.map(b => b.items)).toEqual([6, 1])
+    const first = JSON.parse(batches[0].body)
+    expect(Object.keys(first)).toEqual(['profile_id', 'email', 'events', 'identifies', 'page_views'])
+    expect(first).toMatchObject({ profile_id: pid, email })
+    expect(first.events.map((e: { event: string }) => e.event)).toEqual(['only'])
+    expect(first.identifies.map((e: { traits: { n: number } }) => e.traits.n)).toEqual([1, 2])
+    expect(first.page_views.map((e: { name: string }) => e.name)).toEqual(['p0', 'p1', 'p2'])
+    // Taken out with its lists: the second batch holds only the new call, under no email.
+    const second = JSON.parse(batches[1].body)
+    expect(second).toEqual({ profile_id: pid, page_views: [expect.objectContaining({ name: 'again' })] })
+  })
+})

@@ -42,16 +42,16 @@ const capturer = new Capturer(Date.now, 32 * 1024)
 run('capture: validate + serialise', (i) => { blackhole += capturer.track(event(i)).bytes })
 const captured = capturer.track(ev)
 const { profiles } = createRoutes('/web/projects/pk')
-let bucket = new Bucket(profiles, ID, ID, undefined)
+let bucket = new Bucket(ID, undefined)
 run('bucket insert', () => {
-  if (bucket.add(captured) >= 30) bucket = new Bucket(profiles, ID, ID, undefined)
+  if (bucket.add(captured) >= 30) bucket = new Bucket(ID, undefined)
 })
 const thirty = Array.from({ length: 30 }, (_, i) => capturer.track(event(i)))
 // Taking 30 items out of a bucket and building their body (message ids included), per item.
 results['seal + body of 30 items (per item)'] = bench(() => {
-  const b = new Bucket(profiles, ID, ID, undefined)
+  const b = new Bucket(ID, undefined)
   for (const c of thirty) b.add(c)
-  blackhole += toBatch(b.take()).body.length
+  blackhole += toBatch(b.take(profiles)).body.length
 }, 5_000) / 30
 const lru = new LRUCache({ max: 10_000 })
 lru.set(ID, 1)

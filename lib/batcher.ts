@@ -61,18 +61,18 @@ export class Batcher {
     const cache = this.#cache(route)
     let bucket = cache.get(c.key)
     if (bucket === undefined) {
-      bucket = new Bucket(route, c.key, c.primary, c.secondary)
+      bucket = new Bucket(c.primary, c.secondary)
       cache.set(c.key, bucket)
     } else if (conflicts(bucket.secondary, c.secondary)) {
       // A second, different email for this profile_id: send what the bucket
       // holds under the first one, so no request names two people.
-      this.#seal(bucket)
+      this.#seal(route, cache, bucket)
     }
     if (bucket.secondary === undefined) bucket.secondary = c.secondary
     if (bucket.items === 0) cache.open++
     this.#items++
     if (bucket.add(c) >= this.#opts.flushAt) {
-      this.#seal(bucket)
+      this.#seal(route, cache, bucket)
     } else if (this.#timer === undefined) {
       this.#timer = this.#clock.setTimeout(() => this.#onTimer(), this.#opts.flushIntervalMs)
     }
@@ -81,12 +81,12 @@ export class Batcher {
   /** Seals every bucket and hands every batch over now (flush, close, timer). */
   sealAll (): void {
     this.#stopTimer()
-    const all: Bucket[] = []
-    for (const cache of this.#caches.values()) {
-      for (const b of cache.values()) if (b.items > 0) all.push(b)
+    const all: Array<[Route, BucketCache<Bucket>, Bucket]> = []
+    for (const [route, cache] of this.#caches) {
+      for (const b of cache.values()) if (b.items > 0) all.push([route, cache, b])
       cache.clear()
     }
-    for (const b of all) this.#seal(b)
+    for (const [route, cache, b] of all) this.#seal(route, cache, b)
     this.#build()
   }
 
@@ -98,19 +98,18 @@ export class Batcher {
     let cache = this.#caches.get(route)
     if (cache === undefined) {
       // An evicted bucket is sent, never dropped.
-      cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(bucket))
+      const c: BucketCache<Bucket> = cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(route, c, bucket))
       this.#caches.set(route, cache)
     }
     return cache
   }
 
-  #seal (bucket: Bucket): void {
+  #seal (route: Route, cache: BucketCache<Bucket>, bucket: Bucket): void {
     if (bucket.items === 0) return
-    const cache = this.#caches.get(bucket.route) as BucketCache<Bucket>
     cache.open--
     this.#items -= bucket.items
     if (this.#items === 0) this.#stopTimer()
-    this.#taken.push(bucket.take())
+    this.#taken.push(bucket.take(route))
     if (!this.#buildQueued) {
       this.#buildQueued = true
       queueMicrotask(() => this.#build())

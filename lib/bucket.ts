@@ -19,7 +19,9 @@ export interface Batch {
   abort: AbortController | undefined
 }
 
-type Lists = [string[] | undefined, string[] | undefined, string[] | undefined]
+/** A list that holds one item is the item itself (see Bucket). */
+type List = string[] | string | undefined
+type Lists = [List, List, List]
 
 /** A bucket's items, taken out of it, before its body is built. */
 export interface Taken {
@@ -74,11 +76,13 @@ function buildBody (route: Route, primary: string | undefined, secondary: string
     const list = lists[i]
     if (list === undefined) continue
     out.push(out.length > 1 ? ',"' : '"', LIST_NAMES[i], '":[')
-    for (let j = 0; j < list.length; j++) {
-      if (j > 0) out.push(',')
-      const item = list[j]
-      if (item.charCodeAt(0) === NEEDS_MESSAGE_ID) out.push('{"message_id":"', newMessageId(), '"')
-      out.push(item)
+    if (typeof list === 'string') {
+      pushItem(out, list)
+    } else {
+      for (let j = 0; j < list.length; j++) {
+        if (j > 0) out.push(',')
+        pushItem(out, list[j])
+      }
     }
     out.push(']')
   }
@@ -86,47 +90,59 @@ function buildBody (route: Route, primary: string | undefined, secondary: string
   return out.join('')
 }
 
+function pushItem (out: string[], item: string): void {
+  if (item.charCodeAt(0) === NEEDS_MESSAGE_ID) out.push('{"message_id":"', newMessageId(), '"')
+  out.push(item)
+}
+
+/** Adds an item to a list (see Bucket): the item alone, then an array from the second on. */
+function append (list: List, item: string): string[] | string {
+  if (list === undefined) return item
+  if (typeof list === 'string') return [list, item]
+  list.push(item)
+  return list
+}
+
+const count = (list: string[] | string): number => typeof list === 'string' ? 1 : list.length
+
 /**
  * One person's (or account's) unsent items, as JSON strings per array. Taking
  * them empties it for the person's next calls (see Batcher).
  */
 export class Bucket {
-  readonly key: string
-  readonly route: Route
   readonly primary: string | undefined
   /** Set by the first call that brings one; cleared when sealed. */
   secondary: string | undefined
-  // One field per array rather than a tuple, and each array created holding its
-  // first item (`[]` then push() reserves 17 slots): a bucket per person, up to
-  // maxBuckets of them, is most of what a process tracking many people holds.
-  #events: string[] | undefined
-  #identifies: string[] | undefined
-  #pageViews: string[] | undefined
+  // A bucket per person, up to maxBuckets of them, is most of what a process
+  // tracking many people holds, and many of them hold a single item: so one field per
+  // list rather than a tuple, a list of one item is the item itself, and the
+  // bucket keeps neither its key nor its route (its cache knows both).
+  #events: List
+  #identifies: List
+  #pageViews: List
   items = 0
   bytes = 0
 
-  constructor (route: Route, key: string, primary: string | undefined, secondary: string | undefined) {
-    this.route = route
-    this.key = key
+  constructor (primary: string | undefined, secondary: string | undefined) {
     this.primary = primary
     this.secondary = secondary
   }
 
-  /** Adds an item; returns how many items its array now holds. */
+  /** Adds an item; returns how many items its list now holds. */
   add (c: Captured): number {
     this.items++
     this.bytes += c.bytes
     switch (c.list) {
-      case EVENTS: return this.#events === undefined ? (this.#events = [c.json]).length : this.#events.push(c.json)
-      case IDENTIFIES: return this.#identifies === undefined ? (this.#identifies = [c.json]).length : this.#identifies.push(c.json)
-      case PAGE_VIEWS: return this.#pageViews === undefined ? (this.#pageViews = [c.json]).length : this.#pageViews.push(c.json)
+      case EVENTS: return count(this.#events = append(this.#events, c.json))
+      case IDENTIFIES: return count(this.#identifies = append(this.#identifies, c.json))
+      case PAGE_VIEWS: return count(this.#pageViews = append(this.#pageViews, c.json))
     }
   }
 
   /** Hands over what the bucket holds (cheap: no body is built) and empties it. */
-  take (): Taken {
+  take (route: Route): Taken {
     const taken: Taken = {
-      route: this.route,
+      route,
       primary: this.primary,
       secondary: this.secondary,
       lists: [this.#events, this.#identifies, this.#pageViews],
