@@ -109,6 +109,43 @@ describe('response and fault matrix', () => {
     expect(h.collector.stats().requests).toBe(2)
   })
 
+  test('attempts that started apart time out each at its own deadline, under one timer', async () => {
+    h = await harness({ ...FIXED, requestTimeoutMs: 2_000 }, { fault: script({ kind: 'hang' }, { kind: 'hang' }) })
+    const seen = record(h)
+    const deadlineTimers = (): number => h.clock.pending().filter(t => !t.keepAlive && t.ms <= 2_000).length
+    const first = person()
+    h.tracker.track({ profile_id: first, event: 'First' })
+    const flushed = h.tracker.flush(LONG)
+    await h.collector.waitFor(() => h.collector.stats().requests === 1)
+    h.clock.advance(500)
+    h.tracker.track({ profile_id: person(), event: 'Second' })
+    void h.tracker.flush(LONG)
+    await h.collector.waitFor(() => h.collector.stats().requests === 2)
+    expect(h.tracker.stats().inFlightRequests).toBe(2)
+    expect(deadlineTimers()).toBe(1)
+
+    h.clock.advance(1_499)
+    await tick()
+    expect(seen.retries).toHaveLength(0)
+    h.clock.advance(1)
+    await nextEvent(h.tracker, 'retry')
+    expect(h.tracker.stats().inFlightRequests).toBe(1)
+    // Re-armed for the second attempt, which has 500 ms left.
+    expect(h.clock.pending().filter(t => !t.keepAlive && t.inMs === 500)).toHaveLength(1)
+    h.clock.advance(499)
+    await tick()
+    expect(seen.retries).toHaveLength(1)
+    h.clock.advance(1)
+    await nextEvent(h.tracker, 'retry')
+    expect(seen.retries.map(r => r.detail)).toEqual(['no answer within requestTimeoutMs (2000 ms)', 'no answer within requestTimeoutMs (2000 ms)'])
+
+    const { value } = await driveUntil(h.tracker, h.clock, flushed)
+    expect(value).toMatchObject({ delivered: 2, failed: 0 })
+    expect(h.collector.received.map(r => (r.body.events as Array<{ event: string }>)[0].event).sort()).toEqual(['First', 'Second'])
+    // Nothing in flight: no deadline timer is left behind.
+    expect(deadlineTimers()).toBe(0)
+  })
+
   test('connection refused: retried with backoff until the attempts run out', async () => {
     const port = await freePort()
     h = await harness({ ...FIXED, baseUrl: `http://127.0.0.1:${port}` })
@@ -221,8 +258,14 @@ describe('backpressure and outages', () => {
       peakItems = Math.max(peakItems, s.bufferedItems)
       peakBytes = Math.max(peakBytes, s.bufferedBytes)
       if (i % 30 === 29) { h.tracker.flush(LONG).catch(() => {}); await tick() }
-      // Time passes during the outage: a few probes fail in between.
-      if (i % 60 === 59) { h.clock.next(); await tick() }
+      // Time passes during the outage: a few probes fail in between. The clock moves only
+      // once nothing is in flight: a jump past requestTimeoutMs would time out requests the
+      // collector has yet to answer, and their retries would arrive twice.
+      if (i % 60 === 59) {
+        while (h.tracker.stats().inFlightRequests > 0) await tick()
+        h.clock.next()
+        await tick()
+      }
     }
     expect(accepted).toHaveLength(50)
     expect(peakItems).toBe(50)

@@ -10,6 +10,9 @@ import { classifyError, classifyResponse, retryBudgetSpent, retryDelayMs, type O
 import type { RequestCounters } from './stats'
 import type { Transport } from './transport'
 
+/** The abort reason of an attempt that ran past requestTimeoutMs. */
+const TIMED_OUT = new Error('no answer within requestTimeoutMs')
+
 /** Consecutive failed attempts before retries are logged as a warning rather than at debug level. */
 const WARN_AFTER_FAILURES = 3
 
@@ -42,8 +45,13 @@ export class Sender {
   readonly #d: SenderDeps
   #ready: Batch[] = []
   #head = 0
-  readonly #outstanding = new Set<Batch>()
-  #inFlight = 0
+  /**
+   * Batches with an attempt in flight. Every unsettled batch is here or in #ready:
+   * a Set of every one of them cost a rehash every few thousand batches of a backlog.
+   */
+  readonly #flying = new Map<Batch, number>()
+  /** One timer for the deadlines of every attempt in flight (see #armDeadline). */
+  #deadlineTimer: TimerHandle | undefined
   #failures = 0
   #pausedUntil = 0
   #pauseIsRateLimit = false
@@ -58,29 +66,30 @@ export class Sender {
     this.#d = deps
   }
 
-  get inFlight (): number { return this.#inFlight }
+  get inFlight (): number { return this.#flying.size }
   get waiting (): number { return this.#ready.length - this.#head }
   get pausedUntil (): number { return this.#pausedUntil > this.#d.clock.now() ? this.#pausedUntil : 0 }
 
   enqueue (batch: Batch): void {
     if (this.#disabled) return this.#fail(batch, 'disabled', 'ingest is disabled for this project')
     if (this.#stopped) return this.#fail(batch, 'shutdown', 'the tracker is closed')
-    this.#outstanding.add(batch)
     this.#ready.push(batch)
     this.#schedulePump()
   }
 
   /** Makes `c` wait for every batch not yet settled. */
   attach (c: Completion): void {
-    for (const b of this.#outstanding) c.add(b)
+    for (const b of this.#flying.keys()) c.add(b)
+    for (let i = this.#head; i < this.#ready.length; i++) c.add(this.#ready[i])
   }
 
   /** Close deadline: abort what is in flight and give up the rest. Returns the items abandoned. */
   abortAll (): number {
     this.#stopped = true
     this.#clearWake()
+    this.#clearDeadline()
     let items = 0
-    for (const b of [...this.#outstanding]) {
+    for (const b of [...this.#flying.keys(), ...this.#ready.slice(this.#head)]) {
       b.abort?.abort()
       items += b.items
       this.#fail(b, 'shutdown', 'the close() deadline passed')
@@ -93,6 +102,7 @@ export class Sender {
   stop (): void {
     this.#stopped = true
     this.#clearWake()
+    this.#clearDeadline()
   }
 
   #schedulePump (): void {
@@ -122,7 +132,7 @@ export class Sender {
       return
     }
     const limit = this.#failures > 0 ? 1 : this.#d.opts.maxConcurrentRequests
-    while (this.#inFlight < limit && this.#head < this.#ready.length) {
+    while (this.#flying.size < limit && this.#head < this.#ready.length) {
       const batch = this.#ready[this.#head]
       this.#ready[this.#head++] = undefined as unknown as Batch
       if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
@@ -137,27 +147,26 @@ export class Sender {
     const { clock, opts, requests } = this.#d
     if (Number.isNaN(batch.firstAttemptAt)) batch.firstAttemptAt = clock.now()
     batch.attempts++
-    this.#inFlight++
     requests.sent++
     let transport: Transport | undefined
     // Creating an AbortController (and its signal) costs about as much on Node 20 as the
     // rest of the tracker's own work per request: reuse one whose attempt ended unaborted.
     const ac = this.#spareAborts.pop() ?? new AbortController()
     batch.abort = ac
-    let timedOut = false
-    const deadline = clock.setTimeout(() => { timedOut = true; ac.abort() }, opts.requestTimeoutMs)
+    this.#flying.set(batch, clock.now() + opts.requestTimeoutMs)
+    if (this.#deadlineTimer === undefined) this.#armDeadline()
     let outcome: Outcome
     try {
       transport = this.#d.transport()
       const res = await transport.send({ path: batch.route.path, body: batch.body, signal: ac.signal })
       outcome = classifyResponse(res.status, res.headers, res.body, clock.now())
     } catch (err) {
-      outcome = timedOut
+      outcome = ac.signal.reason === TIMED_OUT
         ? { kind: 'retry', status: undefined, retryAfterMs: undefined, rateLimited: false, detail: `no answer within requestTimeoutMs (${opts.requestTimeoutMs} ms)` }
         : classifyError(err)
     } finally {
-      clock.clearTimeout(deadline)
-      this.#inFlight--
+      this.#flying.delete(batch)
+      if (this.#flying.size === 0) this.#clearDeadline()
       batch.abort = undefined
     }
     // After a 2xx only: an error body read short may release its listener a little later.
@@ -262,12 +271,38 @@ export class Sender {
   #settle (batch: Batch, delivered: boolean): void {
     if (batch.settled) return
     batch.settled = true
-    this.#outstanding.delete(batch)
     batch.route.counters.bufferedItems -= batch.items
     this.#d.budget.release(batch.items, batch.bytes)
     if (batch.waiters !== undefined) {
       for (const w of batch.waiters) w.settle(batch, delivered)
       batch.waiters = undefined
+    }
+  }
+
+  /**
+   * Every attempt gets the same requestTimeoutMs, so deadlines come in the order
+   * attempts started (#flying's order): one timer, armed for the oldest attempt
+   * not yet timed out, replaces a timer per request.
+   */
+  #armDeadline (): void {
+    const { clock } = this.#d
+    for (const [b, deadline] of this.#flying) {
+      if (b.abort?.signal.reason === TIMED_OUT) continue
+      this.#deadlineTimer = clock.setTimeout(() => this.#onDeadline(), Math.max(0, deadline - clock.now()))
+      return
+    }
+  }
+
+  #onDeadline (): void {
+    this.#deadlineTimer = undefined
+    const now = this.#d.clock.now()
+    try {
+      for (const [b, deadline] of this.#flying) {
+        if (deadline > now) break
+        if (b.abort !== undefined && !b.abort.signal.aborted) b.abort.abort(TIMED_OUT)
+      }
+    } finally {
+      if (!this.#stopped) this.#armDeadline()
     }
   }
 
@@ -277,6 +312,13 @@ export class Sender {
       this.#wake = undefined
       this.#safePump()
     }, Math.max(0, ms))
+  }
+
+  #clearDeadline (): void {
+    if (this.#deadlineTimer !== undefined) {
+      this.#d.clock.clearTimeout(this.#deadlineTimer)
+      this.#deadlineTimer = undefined
+    }
   }
 
   #clearWake (): void {
