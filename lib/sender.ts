@@ -282,7 +282,9 @@ export class Sender {
   /**
    * Every attempt gets the same requestTimeoutMs, so deadlines come in the order
    * attempts started (#flying's order): one timer, armed for the oldest attempt
-   * not yet timed out, replaces a timer per request.
+   * not yet timed out, replaces a timer per request. Deadlines are read off the
+   * injected clock, so a wall clock stepped back delays them; the built-in
+   * transport's undici timeouts (requestTimeoutMs + 1 s) still bound an attempt.
    */
   #armDeadline (): void {
     const { clock } = this.#d
