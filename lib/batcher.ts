@@ -81,12 +81,11 @@ export class Batcher {
   /** Seals every bucket and hands every batch over now (flush, close, timer). */
   sealAll (): void {
     this.#stopTimer()
-    const all: Array<[Route, BucketCache<Bucket>, Bucket]> = []
     for (const [route, cache] of this.#caches) {
-      for (const b of cache.values()) if (b.items > 0) all.push([route, cache, b])
+      // Sealing takes a bucket's items and never touches the cache: safe while iterating it.
+      for (const b of cache.values()) this.#seal(route, cache, b)
       cache.clear()
     }
-    for (const [route, cache, b] of all) this.#seal(route, cache, b)
     this.#build()
   }
 
