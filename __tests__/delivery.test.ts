@@ -419,6 +419,17 @@ describe('flush() and close()', () => {
     expect(jumps).toEqual([375, 750])
   })
 
+  test('a batch that a flush() and close() both wait for settles both', async () => {
+    h = await harness({ random: () => 0.5 }, { fault: script({ status: 503 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'one' })
+    const flushed = h.tracker.flush(LONG)
+    const closing = h.tracker.close(LONG)
+    const { value } = await driveUntil(h.tracker, h.clock, closing)
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, timedOut: false })
+    await expect(flushed).resolves.toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
+    expect(h.collector.stats().requests).toBe(2)
+  })
+
   test('flush() during close() resolves with the close result', async () => {
     h = await harness()
     h.tracker.track({ email: 'a@example.com', event: 'x' })

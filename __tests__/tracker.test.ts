@@ -231,11 +231,14 @@ describe('one person per request', () => {
   test('profile_ids are matched without regard to case and sent in lower case', async () => {
     h = await harness()
     const pid = person()
+    const mixed = pid.replace(/[a-f]/, (c) => c.toUpperCase())
     h.tracker.track({ profile_id: pid.toUpperCase(), event: 'a' })
     h.tracker.track({ profile_id: pid, event: 'b' })
+    h.tracker.track({ profile_id: mixed, event: 'c' })
     await h.tracker.flush()
     expect(h.collector.received).toHaveLength(1)
     expect(h.collector.received[0].body.profile_id).toBe(pid)
+    expect((h.collector.received[0].body as { events: unknown[] }).events).toHaveLength(3)
   })
 })
 

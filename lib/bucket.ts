@@ -13,11 +13,17 @@ export interface Batch {
   /** Clock time of the first attempt; NaN before it. */
   firstAttemptAt: number
   settled: boolean
-  /** flush()/close() calls waiting for this batch. */
-  waiters: Array<{ settle(batch: Batch, delivered: boolean): void }> | undefined
+  /**
+   * flush()/close() calls waiting for this batch: one alone, or an array from
+   * the second on (a backlog of 100,000 batches would otherwise hold as many arrays).
+   */
+  waiters: Waiter | Waiter[] | undefined
   /** Aborts the attempt in flight. */
   abort: AbortController | undefined
 }
+
+/** A flush() or close() waiting for batches. */
+export interface Waiter { settle(batch: Batch, delivered: boolean): void }
 
 /** A list that holds one item is the item itself (see Bucket). */
 type List = string[] | string | undefined

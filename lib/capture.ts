@@ -73,6 +73,8 @@ export interface Captured {
   bytes: number
 }
 
+/** A profile_id is a validated UUID: its only capitals can be A-F. */
+const CAPITAL_HEX = /[A-F]/
 const PERSON_FIELDS: [string, string] = ['profile_id', 'email']
 const ACCOUNT_FIELDS: [string, string] = ['domain', 'account_id']
 
@@ -178,7 +180,8 @@ export class Capturer {
     const ids = { profile_id: profileId, email }
     if (!validators.person(ids)) fail(c, validators.person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
-      const id = profileId.toLowerCase()
+      // toLowerCase() copies even a lower-case id, and the copy is held as the bucket's key.
+      const id = CAPITAL_HEX.test(profileId) ? profileId.toLowerCase() : profileId
       return [id, id, email]
     }
     return [secondaryKey(email as string), undefined, email]

@@ -38,9 +38,11 @@ export class Completion {
 
   add (batch: Batch): void {
     if (this.#done || batch.settled) return
-    const waiters = (batch.waiters ??= [])
-    if (waiters.includes(this)) return
-    waiters.push(this)
+    const waiters = batch.waiters
+    if (waiters === undefined) batch.waiters = this
+    else if (waiters === this || (Array.isArray(waiters) && waiters.includes(this))) return
+    else if (Array.isArray(waiters)) waiters.push(this)
+    else batch.waiters = [waiters, this]
     this.#batches++
     this.#pendingItems += batch.items
   }

@@ -273,9 +273,11 @@ export class Sender {
     batch.settled = true
     batch.route.counters.bufferedItems -= batch.items
     this.#d.budget.release(batch.items, batch.bytes)
-    if (batch.waiters !== undefined) {
-      for (const w of batch.waiters) w.settle(batch, delivered)
+    const waiters = batch.waiters
+    if (waiters !== undefined) {
       batch.waiters = undefined
+      if (Array.isArray(waiters)) for (const w of waiters) w.settle(batch, delivered)
+      else waiters.settle(batch, delivered)
     }
   }
 
