@@ -122,6 +122,25 @@ describe('the koala-tracker binary (child processes against a collector in this 
     expect(execFileSync('npm', ['exec', '--offline', '--', 'koala-tracker', '--version'], { cwd: ROOT }).toString()).toBe(`${VERSION}\n`)
   })
 
+  test('collector on a port already in use: exit 1 with the address, not an internal error', async () => {
+    const busy = await start()
+    const port = new URL(busy.url).port
+    const { code, stdout, stderr } = await startNode([CLI, 'collector', '--port', port]).exited
+    expect(code).toBe(EXIT.failed)
+    expect(stderr).toBe(`error: cannot listen on 127.0.0.1:${port} (EADDRINUSE)\n`)
+    expect(stdout).toBe('')
+  })
+
+  test('an error no handler expects: exit 70, a request to report it on stderr, the secret key redacted', async () => {
+    const key = 'sk_test_internal_0123456789'
+    const preload = join(ROOT, '__tests__/fixtures/cli-internal-error.cjs')
+    const { code, stdout, stderr } = await startNode(['-r', preload, CLI, 'status', 'r_1'], { env: { KOALA_SECRET_KEY: key } }).exited
+    expect(code).toBe(70)
+    expect(stderr).toMatch(/^koala-tracker: internal error, please report it: TypeError: unexpected: sk_\[redacted\]\n/)
+    expect(stderr).not.toContain(key)
+    expect(stdout).toBe('')
+  })
+
   test('collector: serves both APIs until SIGTERM, then prints its summary and exits 0', async () => {
     const child = startNode([CLI, 'collector', '--port', '0', '--polls-until-completed', '1'])
     let stdout = ''

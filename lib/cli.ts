@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util'
 import { EXIT, readPlan, runDelete, runStatus, runWait, UsageError, type WaitSettings } from './cli-deletion'
 import { nodeIo, type CliIo } from './cli-io'
-import { startCollector } from './collector'
+import { startCollector, type Collector } from './collector'
 import { createDeletionClient, type DeletionClient } from './deletion-client'
 import { DELETION_DEFAULTS } from './deletion-options'
 import { isKoalaError } from './errors'
@@ -167,7 +167,17 @@ async function runCollector (io: CliIo, args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError('collector takes only options')
   const port = wholeNumber('--port', values.port ?? '4010', 0, 65_535)
   const polls = wholeNumber('--polls-until-completed', values['polls-until-completed'] ?? '2', 1, 1_000_000)
-  const collector = await startCollector({ port, host: values.host ?? '127.0.0.1', deletion: { pollsUntilCompleted: polls } })
+  const host = values.host ?? '127.0.0.1'
+  let collector: Collector
+  try {
+    collector = await startCollector({ port, host, deletion: { pollsUntilCompleted: polls } })
+  } catch (err) {
+    // A port in use or not allowed is the operator's to fix, not an internal error.
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === undefined) throw err
+    io.err(`error: cannot listen on ${host}:${port} (${code})`)
+    return EXIT.failed
+  }
   io.out(`Koala collector listening on ${collector.url}`)
   io.out(`  ingestion: POST ${collector.url}/web/projects/<public key>/batch and /accounts/batch (createTracker({ baseUrl: '${collector.url}' }))`)
   io.out(`  deletion:  ${collector.url}/api/v1/deletion-requests, any sk_ key (koala-tracker delete --base-url ${collector.url})`)
