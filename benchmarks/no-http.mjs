@@ -2,9 +2,10 @@
 // on the next turn of the event loop, so only the tracker's work (calls,
 // buckets, bodies, the sender) and its GC are measured. For A/B runs of two
 // builds; `npm run bench` does not run it.
-//   node benchmarks/no-http.mjs [S1|S2|S3]
+//   node --expose-gc benchmarks/no-http.mjs [S1|S2|S3]
 // KOALA_DIST=/other/dist measures another build; BENCH_OPTS (JSON) adds tracker options.
 import { createRequire } from 'node:module'
+import { sameStart } from './bodies.mjs'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
 
 const require = createRequire(import.meta.url)
@@ -24,6 +25,7 @@ const transport = {
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
 require('lru-cache') // loaded before the clock starts, as in producer.mjs
+sameStart(p) // the same heap to start from as producer.mjs's variants
 const cpu0 = process.cpuUsage()
 const tracker = createTracker({ publicKey: 'pk_bench', baseUrl: 'http://127.0.0.1:9', transport, ...JSON.parse(process.env.BENCH_OPTS ?? '{}') })
 let callNs = 0n

@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { sameStart } from './bodies.mjs'
 import { plan, TRACK } from './scenarios.mjs'
 
 const [sdk, scenario, port, kind] = process.argv.slice(2)
@@ -39,6 +40,7 @@ function client (buffered = false) {
 async function run () {
   const p = plan(scenario)
   if (p.kind.some((k) => k !== TRACK)) throw new Error('peers are measured on track-only scenarios')
+  sameStart(p)
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
   const c = client()

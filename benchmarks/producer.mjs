@@ -5,7 +5,7 @@
 import crypto from 'node:crypto'
 import { createRequire } from 'node:module'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
-import { buildBodies, itemJson } from './bodies.mjs'
+import { itemJson, sameStart } from './bodies.mjs'
 
 const require = createRequire(import.meta.url)
 const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
@@ -21,6 +21,8 @@ const { USER_AGENT } = require(`${dist}/cjs/lib/version.js`)
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 const out = (r) => process.stdout.write(JSON.stringify({ mode, scenario, loop, ...r, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n')
+/** Minor page faults so far: memory the process touches for the first time (see sameStart). */
+const faults = () => process.resourceUsage().minorPageFault
 const cpuMicros = (c) => c.user + c.system
 
 async function runTracker () {
@@ -35,6 +37,8 @@ async function runTracker () {
   // its clock starts: loading is a cost per process, measured by the cold start, not per item.
   require('undici')
   require('lru-cache')
+  sameStart(p)
+  const f0 = faults()
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
   const tracker = createTracker(opts)
@@ -54,6 +58,7 @@ async function runTracker () {
   const closed = await tracker.close({ timeoutMs: 300_000 })
   const wallNs = process.hrtime.bigint() - t0
   const used = process.cpuUsage(cpu0)
+  const pageFaults = faults() - f0
   const cpu = cpuMicros(used)
   const cpuSys = used.system
   const s = tracker.stats()
@@ -71,17 +76,19 @@ async function runTracker () {
     requests: s.requests.sent,
     retried: s.requests.retried,
     peakBuffered,
-    closed
+    closed,
+    pageFaults
   })
 }
 
 async function runPool () {
   const { Pool } = require('undici')
   const p = plan(scenario)
-  const bodies = buildBodies(p)
+  const bodies = sameStart(p)
   const path = `/web/projects/${publicKey}/batch`
   const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
   const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
+  const f0 = faults()
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
   const pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: DEFAULTS.keepAliveTimeoutMs })
@@ -109,7 +116,7 @@ async function runPool () {
   await pool.close()
   const wallNs = process.hrtime.bigint() - t0
   const used = process.cpuUsage(cpu0)
-  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpuMicros(used), cpuSystemMicros: used.system, delivered: p.calls, requests: bodies.length, failed })
+  out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpuMicros(used), cpuSystemMicros: used.system, delivered: p.calls, requests: bodies.length, failed, pageFaults: faults() - f0 })
 }
 
 /**

@@ -61,11 +61,11 @@ export function renderTable (r) {
   out.push('')
   out.push('"× floor" compares with the raw undici Pool sending pre-built bodies of the same shape, same sink, same connections, in the same run.')
   out.push('')
-  out.push('| Scenario | Variant | Delivered items/s | × floor | CPU µs per item | × floor | µs per call | Requests | Peak RSS MB | Exactly once |')
-  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---|')
+  out.push('| Scenario | Variant | Delivered items/s | × floor | CPU µs per item | × floor | µs per call | Requests | Peak RSS MB | Page faults per 1,000 items | Exactly once |')
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|')
   for (const [name, s] of Object.entries(r.scenarios)) {
     const row = (variant, x) => out.push(`| ${name} | ${variant} | ${int(x.itemsPerSec)} | ${f(x.itemsPerSec / s.pool.itemsPerSec)} | ` +
-      `${f(x.cpuPerItemUs)} | ${f(x.cpuPerItemUs / s.pool.cpuPerItemUs)} | ${f(x.callUs)} | ${int(x.requests)} | ${f(x.peakRssMB, 0)} | ` +
+      `${f(x.cpuPerItemUs)} | ${f(x.cpuPerItemUs / s.pool.cpuPerItemUs)} | ${f(x.callUs)} | ${int(x.requests)} | ${f(x.peakRssMB, 0)} | ${f(x.faultsPerKItem, 0)} | ` +
       `${x.exactlyOnce && x.dropped === 0 ? 'yes' : `**no** (dropped ${x.dropped})`} |`)
     row('raw Pool (floor)', s.pool)
     row('tracker, yields every 1,000 calls', s.tracker)

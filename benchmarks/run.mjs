@@ -68,6 +68,7 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   // System time: mostly the kernel's loopback TCP, for the sink's side of each request too.
   r.systemPerItemUs = r.cpuSystemMicros / s.items
   r.requestsMade = s.requests
+  r.faultsPerKItem = r.pageFaults === undefined ? undefined : r.pageFaults / s.items * 1000
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
     `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` : ''}, ` +
     `${s.requests} requests, ${r.exactlyOnce ? 'every item exactly once' : `LOSS/DUPLICATES: ${JSON.stringify(s)} dropped=${r.dropped}`}`)
@@ -84,6 +85,7 @@ function summarise (runs) {
     callUs: runs[0].callNs === undefined ? undefined : pick('callNs') / 1000,
     requests: pick('requestsMade'),
     peakRssMB: pick('maxRssBytes') / 2 ** 20,
+    faultsPerKItem: runs[0].faultsPerKItem === undefined ? undefined : pick('faultsPerKItem'),
     peakBuffered: runs[0].peakBuffered === undefined ? undefined : Math.max(...runs.map((r) => r.peakBuffered)),
     exactlyOnce: runs.every((r) => r.exactlyOnce),
     dropped: runs.reduce((n, r) => n + (r.dropped ?? 0), 0),
