@@ -10,6 +10,8 @@
 //   npm run bench -- --render          rewrite the docs from benchmarks/results/latest.json (no measuring)
 //   npm run bench -- --peers           also Segment's and PostHog's SDKs (installs them into benchmarks/.peers)
 //   npm run bench -- --compare /path/to/other/dist   also that build's tracker, interleaved (before/after ratios; docs are not rewritten)
+//   BENCH_SCALE=0.01 node benchmarks/run.mjs --smoke   every scenario and variant once, scaled down; no cold start
+//                                      repeats, no micro-benchmarks, nothing written (the tests run this)
 import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
@@ -26,11 +28,13 @@ const value = (name, fallback) => {
   const i = args.indexOf(name)
   return i !== -1 && args[i + 1] !== undefined && !args[i + 1].startsWith('--') ? args[i + 1] : fallback
 }
-const repeat = Number(value('--repeat', 3))
+const smoke = flag('--smoke')
+if (smoke && process.env.BENCH_SCALE === undefined) throw new Error('--smoke: set BENCH_SCALE (0.01, say) to scale the scenarios down')
+const repeat = smoke ? 1 : Number(value('--repeat', 3))
 const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
 const compare = value('--compare', undefined)
-const writeDocs = !flag('--no-docs') && only === undefined && compare === undefined
+const writeDocs = !smoke && !flag('--no-docs') && only === undefined && compare === undefined
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -185,17 +189,23 @@ async function main () {
     sink.stop()
   }
   log('cold start')
-  results.coldStart = await coldStart()
+  results.coldStart = await coldStart(smoke ? 1 : 15)
   if (compare !== undefined) results.otherColdStart = await coldStart(15, { KOALA_DIST: compare })
   log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call with require (${results.coldStart.modules} modules), ${results.coldStart.importTotalMs.toFixed(1)} ms with import`)
-  log('micro-benchmarks')
-  results.micro = node('micro.cjs').micro
-  for (const m of results.micro) log(`  ${m.name}: ${m.ns.toFixed(0)} ns (${m.ratio.toFixed(2)}× JSON.stringify)`)
-  if (flag('--peers')) {
+  if (!smoke) {
+    log('micro-benchmarks')
+    results.micro = node('micro.cjs').micro
+    for (const m of results.micro) log(`  ${m.name}: ${m.ns.toFixed(0)} ns (${m.ratio.toFixed(2)}× JSON.stringify)`)
+  }
+  if (flag('--peers') && !smoke) {
     const { peers } = await import('./peers.mjs')
     results.peers = await peers()
   }
 
+  if (smoke) {
+    process.stdout.write(renderTable(results) + '\n')
+    return
+  }
   mkdirSync(join(here, 'results'), { recursive: true })
   const file = compare === undefined ? 'latest.json' : 'compare.json'
   writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')

@@ -3,10 +3,19 @@
 // the sink uses to check that every item arrived exactly once.
 import { randomUUID } from 'node:crypto'
 
+/**
+ * BENCH_SCALE (default 1) shrinks every scenario for a smoke run (`run.mjs --smoke`, which the tests
+ * use to check that the benchmark still runs): the same mix and shape, fewer calls and people.
+ */
+const SCALE = Number(process.env.BENCH_SCALE ?? 1)
+if (!(SCALE > 0 && SCALE <= 1)) throw new Error(`BENCH_SCALE must be a number in (0, 1], got ${process.env.BENCH_SCALE}`)
+const scaled = (n) => Math.max(1, Math.round(n * SCALE))
+const titled = (title) => SCALE === 1 ? title : `${title}, scaled ×${SCALE}`
+
 export const SCENARIOS = {
-  S1: { calls: 200_000, people: 1, mix: [1, 0, 0], title: '200k tracks, one person' },
-  S2: { calls: 100_000, people: 100_000, mix: [1, 0, 0], title: '100k tracks, 100k people (one each)' },
-  S3: { calls: 200_000, people: 1_000, mix: [0.7, 0.2, 0.1], title: '200k calls, 1k people, 70% track / 20% page / 10% identify' }
+  S1: { calls: scaled(200_000), people: 1, mix: [1, 0, 0], title: titled('200k tracks, one person') },
+  S2: { calls: scaled(100_000), people: scaled(100_000), mix: [1, 0, 0], title: titled('100k tracks, 100k people (one each)') },
+  S3: { calls: scaled(200_000), people: scaled(1_000), mix: [0.7, 0.2, 0.1], title: titled('200k calls, 1k people, 70% track / 20% page / 10% identify') }
 }
 
 /** A small deterministic PRNG (mulberry32) so every run makes the same mix. */

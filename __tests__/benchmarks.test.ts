@@ -1,0 +1,26 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ROOT, startNode } from './helpers/child'
+
+// `npm run bench` takes ~10 minutes and is never run by the tests; this runs every scenario and
+// variant once, scaled down, so that the benchmark cannot rot unnoticed. Nothing here is timed:
+// it checks that each run delivered every item exactly once and that nothing was written.
+describe('the benchmark', () => {
+  const written = ['benchmarks/results/latest.json', 'docs/benchmarks.md', 'docs/benchmarks.svg'].map(p => join(ROOT, p))
+
+  test('a smoke run: every scenario and variant, each item received exactly once, nothing written', async () => {
+    const before = written.map(p => readFileSync(p, 'utf8'))
+    const run = startNode([join(ROOT, 'benchmarks/run.mjs'), '--smoke'], { env: { BENCH_SCALE: '0.01' }, guardMs: 110_000 })
+    const { code, stdout, stderr } = await run.exited
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' })
+    for (const scenario of ['S1', 'S2', 'S3']) {
+      for (const variant of ['pool', 'tracker/yield', 'tracker/tight']) {
+        expect(stderr).toMatch(new RegExp(`^ {2}${scenario} ${variant}: .*, every item exactly once$`, 'm'))
+      }
+      expect(stderr).toMatch(new RegExp(`^ {2}${scenario} heap: \\d+ bytes per buffered item`, 'm'))
+    }
+    expect(stdout).toContain('| zero loss, zero duplicates, default options | S1 yes, S2 yes, S3 yes | met |')
+    expect(stdout).toMatch(/^\| S2 \| tracker, yields every 1,000 calls \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 1,000 \|/m)
+    expect(written.map(p => readFileSync(p, 'utf8'))).toEqual(before)
+  }, 120_000)
+})
