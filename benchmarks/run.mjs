@@ -30,6 +30,8 @@ const value = (name, fallback) => {
 }
 const smoke = flag('--smoke')
 if (smoke && process.env.BENCH_SCALE === undefined) throw new Error('--smoke: set BENCH_SCALE (0.01, say) to scale the scenarios down')
+// Scaled-down figures must never reach the docs or the results files.
+if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
 const repeat = smoke ? 1 : Number(value('--repeat', 3))
 const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
