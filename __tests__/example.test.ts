@@ -25,3 +25,18 @@ test('the Express example serves visitors, identifies on sign-up, and delivers e
     `[collector] 200 ${id} ada@example.com: 2 events, 1 identifies, 2 page_views`
   ])
 })
+
+// The README's quick start runs this (`npm run demo`); CI runs only the tests, so they run it too.
+test('the demo exits 0: every valid call received exactly once, the invalid one refused with its reason', async () => {
+  const { code, signal, stdout, stderr } = await startNode([join(ROOT, 'dist/cjs/examples/demo.js')]).exited
+  expect({ code, signal }).toEqual({ code: 0, signal: null })
+  // The default logger's one warning (to stderr, never stdout) is for the invalid call.
+  expect(stderr.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)).toEqual([
+    expect.objectContaining({ level: 40, name: 'koala-tracker', call: 'track', field: 'profile_id' })
+  ])
+  const calls = Number(/^koala-tracker demo: (\d+) valid calls/m.exec(stdout)?.[1])
+  expect(calls).toBeGreaterThan(1000)
+  expect(stdout).toContain(`tracker:   accepted ${calls}, sent ${calls}, failed 0, refused 1 (track(): profile_id must be a UUID`)
+  expect(stdout).toContain('duplicate message_ids: 0')
+  expect(stdout).toMatch(new RegExp(`^OK: all ${calls} items sent were received exactly once\\.$`, 'm'))
+})
