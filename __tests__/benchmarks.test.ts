@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, startNode } from './helpers/child'
 
@@ -23,4 +24,27 @@ describe('the benchmark', () => {
     expect(stdout).toMatch(/^\| S2 \| tracker, yields every 1,000 calls \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 1,000 \|/m)
     expect(written.map(p => readFileSync(p, 'utf8'))).toEqual(before)
   }, 120_000)
+
+  test('a profile of one variant: a flame graph whose frames nest within their callers, and where the time went', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'koala-profile-test-'))
+    try {
+      const run = startNode([join(ROOT, 'benchmarks/profile.mjs'), 'S2', 'tracker', dir], { env: { BENCH_SCALE: '0.01' }, guardMs: 50_000 })
+      const { code, stdout, stderr } = await run.exited
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+      expect(stdout).toMatch(/^S2, tracker, yields every 1,000 calls: \d+ ms busy on the main thread/)
+      expect(stdout).toMatch(/^ +\d+ ms +[\d.]+% {2}koala-tracker$/m)
+      const svg = readFileSync(join(dir, 'S2-tracker.svg'), 'utf8')
+      const rects = [...svg.matchAll(/<rect x="([\d.]+)" y="(\d+)" width="([\d.]+)" height="16"/g)]
+        .map(m => ({ x: Number(m[1]), y: Number(m[2]), w: Number(m[3]) }))
+      expect(rects[0]).toEqual({ x: 0, y: 24, w: 1200 })
+      expect(svg).toContain('<title>track (_core.js:')
+      // Every frame lies within some frame of the row above (its caller).
+      for (const r of rects.slice(1)) {
+        const callers = rects.filter(p => p.y === r.y - 17 && p.x <= r.x + 0.01 && r.x + r.w <= p.x + p.w + 0.01)
+        expect([r, callers.length]).toEqual([r, 1])
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })

@@ -3,6 +3,8 @@
 // mode: tracker (the tracker with default options), pool (raw undici Pool,
 // pre-built bodies: the floor), heap (heap held per buffered item).
 import crypto from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { createRequire } from 'node:module'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
 import { itemJson, sameStart } from './bodies.mjs'
@@ -25,6 +27,25 @@ const out = (r) => process.stdout.write(JSON.stringify({ mode, scenario, loop, .
 const faults = () => process.resourceUsage().minorPageFault
 const cpuMicros = (c) => c.user + c.system
 
+/**
+ * PROFILE_TO=file (benchmarks/profile.mjs): a CPU profile of the measured span
+ * only, from the clock's start to close(), without the setup before it.
+ */
+async function profiler () {
+  const file = process.env.PROFILE_TO
+  if (file === undefined) return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 200 })
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    writeFileSync(file, JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
 async function runTracker () {
   const p = plan(scenario)
   // BENCH_OPTS (JSON) is for exploring other settings by hand; `npm run bench` never sets it.
@@ -38,6 +59,7 @@ async function runTracker () {
   require('undici')
   require('lru-cache')
   sameStart(p)
+  const stopProfile = await profiler()
   const f0 = faults()
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
@@ -58,6 +80,7 @@ async function runTracker () {
   const closed = await tracker.close({ timeoutMs: 300_000 })
   const wallNs = process.hrtime.bigint() - t0
   const used = process.cpuUsage(cpu0)
+  await stopProfile()
   const pageFaults = faults() - f0
   const cpu = cpuMicros(used)
   const cpuSys = used.system
@@ -88,6 +111,7 @@ async function runPool () {
   const path = `/web/projects/${publicKey}/batch`
   const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
   const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
+  const stopProfile = await profiler()
   const f0 = faults()
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
@@ -116,6 +140,7 @@ async function runPool () {
   await pool.close()
   const wallNs = process.hrtime.bigint() - t0
   const used = process.cpuUsage(cpu0)
+  await stopProfile()
   out({ calls: p.calls, wallMs: Number(wallNs) / 1e6, cpuMicros: cpuMicros(used), cpuSystemMicros: used.system, delivered: p.calls, requests: bodies.length, failed, pageFaults: faults() - f0 })
 }
 

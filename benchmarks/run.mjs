@@ -12,13 +12,14 @@
 //   npm run bench -- --compare /path/to/other/dist   also that build's tracker, interleaved (before/after ratios; docs are not rewritten)
 //   BENCH_SCALE=0.01 node benchmarks/run.mjs --smoke   every scenario and variant once, scaled down; no cold start
 //                                      repeats, no micro-benchmarks, nothing written (the tests run this)
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SCENARIOS } from './scenarios.mjs'
 import { renderChart, renderTable } from './report.mjs'
+import { startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -43,19 +44,6 @@ const median = (xs) => {
   return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 const log = (...a) => process.stderr.write(a.join(' ') + '\n')
-
-/** The sink, in its own process; messages are answered in order. */
-async function startSink () {
-  const child = fork(join(here, 'sink.mjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const next = () => new Promise((resolve) => child.once('message', resolve))
-  const { port } = await next()
-  return {
-    port,
-    async reset (expected) { child.send({ type: 'reset', expected }); await next() },
-    async report () { child.send({ type: 'report' }); return next() },
-    stop () { child.send({ type: 'stop' }) }
-  }
-}
 
 /** Runs one producer process and checks what the sink received. */
 async function measure (sink, mode, scenario, loop = 'yield', env = {}) {

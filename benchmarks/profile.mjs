@@ -1,0 +1,53 @@
+// Where the time goes in one benchmark variant: a CPU profile of its measured
+// span (producer.mjs with PROFILE_TO, against the sink in its own process, as
+// `npm run bench` runs it), drawn as a flame graph, with a table on stdout.
+//   node benchmarks/profile.mjs [S1|S2|S3] [tracker|pool] [directory]
+// Writes <directory>/<scenario>-<variant>.svg (docs/profiles by default). The
+// profiler costs a little CPU of its own: read the shares, not the milliseconds.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { callTree, renderFlame, summary } from './flame.mjs'
+import { SCENARIOS } from './scenarios.mjs'
+import { startSink } from './sink-process.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const [scenario = 'S1', mode = 'tracker', outDir = join(here, '..', 'docs', 'profiles')] = process.argv.slice(2)
+if (SCENARIOS[scenario] === undefined || !['tracker', 'pool'].includes(mode)) {
+  throw new Error('usage: node benchmarks/profile.mjs [S1|S2|S3] [tracker|pool] [directory]')
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'koala-profile-'))
+const file = join(dir, 'measured.cpuprofile')
+const sink = await startSink()
+let received
+try {
+  await sink.reset(SCENARIOS[scenario].calls)
+  execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), mode, scenario, String(sink.port), 'yield'],
+    { env: { ...process.env, PROFILE_TO: file }, stdio: ['ignore', 'ignore', 'inherit'] })
+  received = await sink.report()
+} finally {
+  sink.stop()
+}
+if (received.items !== SCENARIOS[scenario].calls || received.duplicated !== 0) {
+  throw new Error(`the sink received ${received.items} of ${SCENARIOS[scenario].calls} items (${received.duplicated} duplicated)`)
+}
+const profile = JSON.parse(readFileSync(file, 'utf8'))
+rmSync(dir, { recursive: true, force: true })
+
+const variant = mode === 'pool' ? 'raw Pool (floor)' : 'tracker, yields every 1,000 calls'
+const tree = callTree(profile)
+const s = summary(tree)
+mkdirSync(outDir, { recursive: true })
+const out = join(outDir, `${scenario}-${mode}.svg`)
+writeFileSync(out, renderFlame(tree, `${scenario} (${SCENARIOS[scenario].title}), ${variant}: main thread, from the clock's start to close()`))
+
+const ms = (us) => (us / 1000).toFixed(0).padStart(6)
+const pct = (x) => `${(100 * x).toFixed(1)}%`.padStart(6)
+process.stdout.write(`${scenario}, ${variant}: ${ms(s.busyUs).trim()} ms busy on the main thread (idle left out)\n\n`)
+for (const c of s.categories) process.stdout.write(`${ms(c.us)} ms ${pct(c.share)}  ${c.name}\n`)
+process.stdout.write('\nmost self time:\n')
+for (const f of s.top) process.stdout.write(`${ms(f.selfUs)} ms ${pct(f.share)}  ${f.name}  [${f.category}]\n`)
+process.stdout.write(`\nflame graph: ${out}\n`)
