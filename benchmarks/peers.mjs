@@ -1,11 +1,12 @@
 // `npm run bench -- --peers`: Segment's and PostHog's Node SDKs on the same
 // sink with the same calls. They are installed on demand into benchmarks/.peers
 // (git-ignored), never into package.json. Not part of the default run.
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SCENARIOS } from './scenarios.mjs'
+import { startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dir = join(here, '.peers')
@@ -23,26 +24,22 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 export async function peers (scenarios = ['S1', 'S2'], repeat = 3) {
   install()
-  const sink = fork(join(here, 'sink.mjs'))
-  const next = () => new Promise((resolve) => sink.once('message', resolve))
-  const { port } = await next()
+  const sink = await startSink()
   const results = []
   try {
     for (const sdk of Object.keys(PEERS)) {
       for (const scenario of scenarios) {
         const runs = []
         for (let r = 0; r < repeat; r++) {
-          sink.send({ type: 'reset', expected: SCENARIOS[scenario].calls })
-          await next()
-          const o = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(port), 'run'],
+          await sink.reset(SCENARIOS[scenario].calls)
+          const o = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(sink.port), 'run'],
             { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
-          sink.send({ type: 'report' })
-          const s = await next()
+          const s = await sink.report()
           runs.push({ ...o, received: s.items, duplicated: s.duplicated, requests: s.requests })
           process.stderr.write(`  ${sdk} ${scenario}: ${(o.callNs / 1000).toFixed(2)} µs/call, ${(o.cpuMicros / Math.max(1, s.items)).toFixed(1)} µs CPU/item, ` +
             `${s.items} of ${o.calls} items received, ${s.requests} requests\n`)
         }
-        const h = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(port), 'heap'],
+        const h = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(sink.port), 'heap'],
           { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
         results.push({
           sdk: `${PEERS[sdk]}`,
@@ -57,7 +54,7 @@ export async function peers (scenarios = ['S1', 'S2'], repeat = 3) {
       }
     }
   } finally {
-    sink.send({ type: 'stop' })
+    sink.stop()
   }
   return results
 }

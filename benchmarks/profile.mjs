@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { callTree, renderFlame, summary } from './flame.mjs'
 import { SCENARIOS } from './scenarios.mjs'
-import { startSink } from './sink-process.mjs'
+import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const [scenario = 'S1', mode = 'tracker', outDir = join(here, '..', 'docs', 'profiles')] = process.argv.slice(2)
@@ -31,8 +31,8 @@ try {
 } finally {
   sink.stop()
 }
-if (received.items !== SCENARIOS[scenario].calls || received.duplicated !== 0) {
-  throw new Error(`the sink received ${received.items} of ${SCENARIOS[scenario].calls} items (${received.duplicated} duplicated)`)
+if (!exactlyOnce(received, SCENARIOS[scenario].calls)) {
+  throw new Error(`the sink did not receive every item exactly once: ${JSON.stringify(received)}`)
 }
 const profile = JSON.parse(readFileSync(file, 'utf8'))
 rmSync(dir, { recursive: true, force: true })

@@ -17,3 +17,7 @@ export async function startSink () {
     stop () { child.send({ type: 'stop' }) }
   }
 }
+
+/** Whether the sink's report shows every one of `expected` items received once, and nothing else. */
+export const exactlyOnce = (report, expected) =>
+  report.items === expected && report.missing === 0 && report.duplicated === 0 && report.repeatedIds === 0 && report.badSeq === 0

@@ -1,28 +1,25 @@
 // `npm run bench -- --soak [minutes]`: memory over a long run at a steady rate.
 // Not part of the default run. Writes benchmarks/results/soak.json and the
 // soak section of docs/benchmarks.md.
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
 
 export async function soak (minutes, rate = 5_000) {
-  const sink = fork(join(here, 'sink.mjs'))
-  const next = () => new Promise((resolve) => sink.once('message', resolve))
-  const { port } = await next()
+  const sink = await startSink()
   const total = Math.round(minutes * 60 * rate)
-  sink.send({ type: 'reset', expected: total })
-  await next()
+  await sink.reset(total)
   process.stderr.write(`soak: ${minutes} min at ${rate} calls/s (S3 mix, 10k people), default options\n`)
-  const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), 'soak', 'S3', String(port)],
+  const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), 'soak', 'S3', String(sink.port)],
     { encoding: 'utf8', env: { ...process.env, SOAK_MINUTES: String(minutes), SOAK_RATE: String(rate) }, maxBuffer: 1 << 24 })
   const r = JSON.parse(out.trim().split('\n').pop())
-  sink.send({ type: 'report' })
-  const s = await next()
-  sink.send({ type: 'stop' })
+  const s = await sink.report()
+  sink.stop()
   // Compare the second minute with the last one (the first fills the LRU and warms up).
   const window = (from, to) => r.samples.filter((x) => x.s >= from && x.s < to)
   const end = r.samples[r.samples.length - 1].s
@@ -33,7 +30,7 @@ export async function soak (minutes, rate = 5_000) {
     minutes,
     rate,
     calls: total,
-    exactlyOnce: s.items === total && s.missing === 0 && s.duplicated === 0 && s.repeatedIds === 0 && r.dropped === 0,
+    exactlyOnce: exactlyOnce(s, total) && r.dropped === 0,
     heapMB: { secondMinute: mean(early.map((x) => x.heapMB)), lastMinute: mean(late.map((x) => x.heapMB)), max: Math.max(...r.samples.map((x) => x.heapMB)) },
     rssMB: { secondMinute: mean(early.map((x) => x.rssMB)), lastMinute: mean(late.map((x) => x.rssMB)), max: Math.max(...r.samples.map((x) => x.rssMB)) },
     maxBuffered: Math.max(...r.samples.map((x) => x.buffered)),
