@@ -9,6 +9,7 @@ let server: Server
 let transport: Transport
 let received: string[]
 let answer: (req: IncomingMessage, res: ServerResponse, body: string) => void
+const transportOrigin = (): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
 beforeEach(async () => {
   received = []
@@ -18,8 +19,7 @@ beforeEach(async () => {
     req.on('end', () => { received.push(body); answer(req, res, body) })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  transport = createPoolTransport({ origin: `http://127.0.0.1:${port}`, connections: 1, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
+  transport = createPoolTransport({ origin: transportOrigin(), connections: 1, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
 })
 afterEach(async () => {
   await transport.destroy()
@@ -38,7 +38,31 @@ test('sends the body with the JSON content type and the User-Agent, and returns 
   expect(seen?.url).toBe('/web/projects/pk/batch')
   expect(seen?.headers['content-type']).toBe('application/json')
   expect(seen?.headers['user-agent']).toMatch(/^koala-tracker\//)
-  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0)
+})
+
+test('two requests in flight on one signal (not how the tracker uses it) are both aborted, and neither leaves a listener of its own', async () => {
+  transport = createPoolTransport({ origin: transportOrigin(), connections: 2, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
+  const hanging: ServerResponse[] = []
+  answer = (_req, res) => { hanging.push(res) }
+  const ac = new AbortController()
+  const a = transport.send({ path: '/b', body: 'a', signal: ac.signal })
+  const b = transport.send({ path: '/b', body: 'b', signal: ac.signal })
+  while (hanging.length < 2) await new Promise(resolve => setImmediate(resolve))
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(2)
+  ac.abort(new Error('both'))
+  await expect(a).rejects.toThrow('both')
+  await expect(b).rejects.toThrow('both')
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1)
+  for (const res of hanging) res.destroy()
+
+  // Settled normally, too: the second request's own listener is removed.
+  answer = (_req, res) => { res.end('{}') }
+  const shared = new AbortController()
+  await Promise.all([
+    transport.send({ path: '/b', body: 'c', signal: shared.signal }),
+    transport.send({ path: '/b', body: 'd', signal: shared.signal })
+  ])
+  expect(getEventListeners(shared.signal, 'abort')).toHaveLength(1)
 })
 
 test(`an error answer keeps the first ${MAX_ERROR_BODY_CHARS} characters of its body, and the socket is not left stuck`, async () => {
@@ -85,7 +109,6 @@ test('an aborted signal: nothing is sent; aborting in flight rejects at once; ab
   while (received.length === 0) await new Promise(resolve => setImmediate(resolve))
   second.abort()
   await expect(b).rejects.toThrow()
-  expect(getEventListeners(second.signal, 'abort')).toHaveLength(0)
   first.abort()
   await expect(a).rejects.toThrow()
   // A third request gets a connection; the aborted second one was never written.
