@@ -44,6 +44,12 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       req.koala.identify({ traits: { plan: 'pro' } })
       res.end()
     })
+    a.get('/hostile-page', (req, res) => {
+      const hostile = { get title (): string { throw new Error('lazy field failed') } }
+      req.koala.page('Hostile', hostile)
+      req.koala.track('After')
+      res.end('ok')
+    })
     a.get(/^\/page\//, (req, res) => {
       req.koala.page(typeof req.query.name === 'string' ? req.query.name : undefined, req.query.own === '1' ? { path: '/mine', x: 1 } : undefined)
       res.end()
@@ -191,6 +197,17 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect.objectContaining({ properties: { path: '/mine', x: 1 } })
     ])
     expect(JSON.stringify(h.collector.received)).not.toContain('secret')
+  })
+
+  test('page() with properties whose getter throws: the request is served, the call is refused as invalid, the next call is kept', async () => {
+    await start()
+    const id = person()
+    const r = await app.get('/hostile-page', { cookie: `ko_id=${id}` })
+    expect([r.status, r.body]).toEqual([200, 'ok'])
+    await h.tracker.flush()
+    expect(h.tracker.stats().droppedBy.invalid).toBe(1)
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'properties' })])
+    expect(h.collector.received.map(b => b.body)).toEqual([expect.objectContaining({ profile_id: id, events: [expect.objectContaining({ event: 'After' })] })])
   })
 
   test('when the tracker is closed, req.koala calls are refused and counted, and the request is served', async () => {

@@ -74,7 +74,12 @@ export class Visitor<Req> implements KoalaVisitor {
 
   page (name?: string | null, properties?: JsonObject | null, options?: CallOptions): void {
     const path = this.#path()
-    const props = path === undefined || (properties != null && !isPlainObject(properties)) ? properties : { path, ...properties }
+    let props = properties
+    if (path !== undefined && (properties == null || isPlainObject(properties))) {
+      // Spreading runs the caller's getters: one that throws must not reach the request handler.
+      // The tracker then meets it while serialising, and reports the call as invalid (field properties).
+      try { props = { path, ...properties } } catch { props = properties }
+    }
     this.#tracker.page({
       profile_id: this.profileId, email: this.#email(), name, properties: props, message_id: options?.message_id, sent_at: options?.sent_at
     })
