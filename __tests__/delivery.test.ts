@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import type { Fault } from '../lib/collector'
 import { DeliveryError, IngestDisabledError, RefusedError } from '../lib/errors'
 import type { TrackerEvents } from '../lib/events'
@@ -6,6 +8,12 @@ import { freePort, harness, nextEvent, person, tick, UUID_V4, type Harness } fro
 
 let h: Harness
 afterEach(async () => { await h.done() })
+
+/** A full GC, without starting jest with --expose-gc. */
+function collectGarbage (): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
 
 const LONG = { timeoutMs: 3_600_000 }
 // random() = 0.5 makes each wait three quarters of its exponential step: 375, 750, 1500, ... ms.
@@ -119,7 +127,7 @@ describe('response and fault matrix', () => {
     await h.collector.waitFor(() => h.collector.stats().requests === 1)
     h.clock.advance(500)
     h.tracker.track({ profile_id: person(), event: 'Second' })
-    void h.tracker.flush(LONG)
+    const flushedBoth = h.tracker.flush(LONG)
     await h.collector.waitFor(() => h.collector.stats().requests === 2)
     expect(h.tracker.stats().inFlightRequests).toBe(2)
     expect(deadlineTimers()).toBe(1)
@@ -139,8 +147,8 @@ describe('response and fault matrix', () => {
     await nextEvent(h.tracker, 'retry')
     expect(seen.retries.map(r => r.detail)).toEqual(['no answer within requestTimeoutMs (2000 ms)', 'no answer within requestTimeoutMs (2000 ms)'])
 
-    const { value } = await driveUntil(h.tracker, h.clock, flushed)
-    expect(value).toMatchObject({ delivered: 2, failed: 0 })
+    const { value } = await driveUntil(h.tracker, h.clock, Promise.all([flushed, flushedBoth]))
+    expect(value).toEqual([expect.objectContaining({ delivered: 1, failed: 0 }), expect.objectContaining({ delivered: 2, failed: 0 })])
     expect(h.collector.received.map(r => (r.body.events as Array<{ event: string }>)[0].event).sort()).toEqual(['First', 'Second'])
     // Nothing in flight: no deadline timer is left behind.
     expect(deadlineTimers()).toBe(0)
@@ -366,16 +374,63 @@ describe('a run with 30% failures', () => {
 })
 
 describe('flush() and close()', () => {
-  test('overlapping flush() calls share one promise, and a later call adds what was buffered since', async () => {
+  test('overlapping flush() calls each wait for what was unsettled when they were called', async () => {
     h = await harness({}, { fault: script({ status: 503 }) })
     h.tracker.track({ email: 'a@example.com', event: 'one' })
     const first = h.tracker.flush(LONG)
     h.tracker.track({ email: 'b@example.com', event: 'two' })
     const second = h.tracker.flush(LONG)
-    expect(second).toBe(first)
-    const { value } = await driveUntil(h.tracker, h.clock, first)
-    expect(value).toEqual({ delivered: 2, failed: 0, pending: 0, timedOut: false })
-    expect(h.tracker.flush()).not.toBe(first)
+    expect(second).not.toBe(first)
+    const both = await driveUntil(h.tracker, h.clock, Promise.all([first, second]))
+    // The first flush did not wait for 'two', buffered after it; the second waited for both.
+    expect(both.value).toEqual([
+      { delivered: 1, failed: 0, pending: 0, timedOut: false },
+      { delivered: 2, failed: 0, pending: 0, timedOut: false }
+    ])
+    await expect(h.tracker.flush()).resolves.toEqual({ delivered: 0, failed: 0, pending: 0, timedOut: false })
+  })
+
+  test('each flush() keeps its own deadline: a short one is not held by a longer one still waiting, nor ended by an earlier short one', async () => {
+    h = await harness({ random: () => 0.5 }, { fault: () => ({ status: 503 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'one' })
+    const long = h.tracker.flush({ timeoutMs: 10_000 })
+    const short = h.tracker.flush({ timeoutMs: 200 })
+    let shortResult: unknown
+    void short.then(r => { shortResult = r })
+    await nextEvent(h.tracker, 'retry')
+    h.clock.advance(200)
+    await tick()
+    expect(shortResult).toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
+    // An expired short flush does not end a later one early.
+    const later = h.tracker.flush({ timeoutMs: 5_000 })
+    let laterResult: unknown
+    void later.then(r => { laterResult = r })
+    h.clock.advance(4_000)
+    await tick()
+    expect(laterResult).toBeUndefined()
+    h.clock.advance(1_000)
+    await expect(later).resolves.toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
+    h.clock.advance(4_800)
+    await expect(long).resolves.toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
+  })
+
+  test('a flush() that timed out during an outage is not held by the batches it waited for', async () => {
+    h = await harness({ random: () => 0.5, flushIntervalMs: 600_000 }, { fault: () => ({ kind: 'hang' }) })
+    for (let i = 0; i < 50; i++) h.tracker.track({ profile_id: person(), event: 'stuck' })
+    const refs: Array<WeakRef<object>> = []
+    // In a function of its own: a suspended async function's frame would hold the last promise.
+    const flushAndWeaklyKeep = async (): Promise<void> => {
+      const flushed = h.tracker.flush({ timeoutMs: 0 })
+      refs.push(new WeakRef(flushed))
+      h.clock.advance(0)
+      await expect(flushed).resolves.toMatchObject({ pending: 50, timedOut: true })
+    }
+    for (let i = 0; i < 20; i++) await flushAndWeaklyKeep()
+    expect(h.tracker.stats().bufferedItems).toBe(50)
+    await tick()
+    collectGarbage()
+    // Each flush's promise (and the wait behind it) is garbage once it has resolved.
+    expect(refs.map((r, i) => r.deref() === undefined ? -1 : i).filter(i => i >= 0)).toEqual([])
   })
 
   test('flush() resolves at its deadline with what is still pending; delivery carries on', async () => {

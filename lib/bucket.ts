@@ -14,16 +14,14 @@ export interface Batch {
   firstAttemptAt: number
   settled: boolean
   /**
-   * flush()/close() calls waiting for this batch: one alone, or an array from
-   * the second on (a backlog of 100,000 batches would otherwise hold as many arrays).
+   * Its place in the order batches reach the Sender, from 1: a flush() waits
+   * for the unsettled batches up to a number, and the batch holds no list of
+   * who waits for it.
    */
-  waiters: Waiter | Waiter[] | undefined
+  seq: number
   /** Aborts the attempt in flight. */
   abort: AbortController | undefined
 }
-
-/** A flush() or close() waiting for batches. */
-export interface Waiter { settle(batch: Batch, delivered: boolean): void }
 
 /** A list that holds one item is the item itself (see Bucket). */
 type List = string[] | string | undefined
@@ -49,7 +47,7 @@ export function toBatch (t: Taken): Batch {
     attempts: 0,
     firstAttemptAt: Number.NaN,
     settled: false,
-    waiters: undefined,
+    seq: 0,
     abort: undefined
   }
 }

@@ -1,4 +1,3 @@
-import type { Batch } from './bucket'
 import type { Clock, TimerHandle } from './clock'
 
 export interface FlushResult {
@@ -13,18 +12,23 @@ export interface FlushResult {
 }
 
 /**
- * Waits for a set of batches to settle, or for a deadline. One instance backs
- * each flush() (shared by overlapping calls) and close(). Its deadline timer
- * keeps the process alive on purpose: someone is awaiting it.
+ * Waits, until a deadline, for the batches that were unsettled when it began:
+ * those numbered up to `upTo` (see Sender.watch). One backs each flush() call
+ * and close(). It holds counts, never the batches, so a flush that times out
+ * during an outage leaves nothing behind. Its deadline timer keeps the process
+ * alive on purpose: someone is awaiting it.
  */
 export class Completion {
   readonly promise: Promise<FlushResult>
+  /** The highest batch number it waits for. */
+  upTo = 0
   #resolve!: (r: FlushResult) => void
   #batches = 0
   #pendingItems = 0
   #delivered = 0
   #failed = 0
   #done = false
+  #onDone: (() => void) | undefined
   readonly #clock: Clock
   readonly #timer: TimerHandle
 
@@ -36,35 +40,31 @@ export class Completion {
 
   get done (): boolean { return this.#done }
 
-  add (batch: Batch): void {
-    if (this.#done || batch.settled) return
-    const waiters = batch.waiters
-    if (waiters === undefined) batch.waiters = this
-    else if (waiters === this || (Array.isArray(waiters) && waiters.includes(this))) return
-    else if (Array.isArray(waiters)) waiters.push(this)
-    else batch.waiters = [waiters, this]
-    this.#batches++
-    this.#pendingItems += batch.items
+  /** Starts waiting for `batches` unsettled batches (`items` items), numbered up to `upTo`. */
+  begin (upTo: number, batches: number, items: number, onDone: () => void): void {
+    this.upTo = upTo
+    this.#batches = batches
+    this.#pendingItems = items
+    this.#onDone = onDone
+    if (batches === 0) this.#finish(false)
   }
 
-  /** Resolves now if nothing it waits for is left. */
-  check (): void {
-    if (!this.#done && this.#batches === 0) this.#finish(false)
-  }
-
-  settle (batch: Batch, delivered: boolean): void {
+  /** One of its batches settled. */
+  settle (items: number, delivered: boolean): void {
     if (this.#done) return
     this.#batches--
-    this.#pendingItems -= batch.items
-    if (delivered) this.#delivered += batch.items
-    else this.#failed += batch.items
-    this.check()
+    this.#pendingItems -= items
+    if (delivered) this.#delivered += items
+    else this.#failed += items
+    if (this.#batches === 0) this.#finish(false)
   }
 
   #finish (timedOut: boolean): void {
     if (this.#done) return
     this.#done = true
     this.#clock.clearTimeout(this.#timer)
+    this.#onDone?.()
+    this.#onDone = undefined
     this.#resolve({ delivered: this.#delivered, failed: this.#failed, pending: this.#pendingItems, timedOut })
   }
 }

@@ -61,6 +61,12 @@ export class Sender {
   #stopped = false
   /** Controllers of attempts that ended unaborted, for a transport that reusesSignals. */
   readonly #spareAborts: AbortController[] = []
+  /** Number of the last batch enqueued. */
+  #seq = 0
+  #unsettledBatches = 0
+  #unsettledItems = 0
+  /** flush() and close() calls still waiting, in the order they began, so by `upTo`. */
+  readonly #watches: Completion[] = []
 
   constructor (deps: SenderDeps) {
     this.#d = deps
@@ -71,16 +77,25 @@ export class Sender {
   get pausedUntil (): number { return this.#pausedUntil > this.#d.clock.now() ? this.#pausedUntil : 0 }
 
   enqueue (batch: Batch): void {
+    batch.seq = ++this.#seq
+    this.#unsettledBatches++
+    this.#unsettledItems += batch.items
     if (this.#disabled) return this.#fail(batch, 'disabled', 'ingest is disabled for this project')
     if (this.#stopped) return this.#fail(batch, 'shutdown', 'the tracker is closed')
     this.#ready.push(batch)
     this.#schedulePump()
   }
 
-  /** Makes `c` wait for every batch not yet settled. */
-  attach (c: Completion): void {
-    for (const b of this.#flying.keys()) c.add(b)
-    for (let i = this.#head; i < this.#ready.length; i++) c.add(this.#ready[i])
+  /**
+   * Makes `c` wait for every batch not yet settled: those numbered up to the
+   * last one enqueued. It costs the same with a backlog of any size.
+   */
+  watch (c: Completion): void {
+    c.begin(this.#seq, this.#unsettledBatches, this.#unsettledItems, () => {
+      const i = this.#watches.indexOf(c)
+      if (i !== -1) this.#watches.splice(i, 1)
+    })
+    if (!c.done) this.#watches.push(c)
   }
 
   /** Close deadline: abort what is in flight and give up the rest. Returns the items abandoned. */
@@ -273,12 +288,11 @@ export class Sender {
     batch.settled = true
     batch.route.counters.bufferedItems -= batch.items
     this.#d.budget.release(batch.items, batch.bytes)
-    const waiters = batch.waiters
-    if (waiters !== undefined) {
-      batch.waiters = undefined
-      if (Array.isArray(waiters)) for (const w of waiters) w.settle(batch, delivered)
-      else waiters.settle(batch, delivered)
-    }
+    this.#unsettledBatches--
+    this.#unsettledItems -= batch.items
+    // Every watch that began after this batch was enqueued waits for it: a suffix of #watches.
+    const w = this.#watches
+    for (let i = w.length - 1; i >= 0 && i < w.length && w[i].upTo >= batch.seq; i--) w[i].settle(batch.items, delivered)
   }
 
   /**

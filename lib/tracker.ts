@@ -50,7 +50,6 @@ export class Tracker {
   readonly #sender: Sender
   #transport: Transport | undefined
   #state: State = 'open'
-  #flushing: Completion | undefined
   #closing: Promise<CloseResult> | undefined
 
   constructor (options: TrackerOptions) {
@@ -98,9 +97,9 @@ export class Tracker {
   identifyAccount (call: AccountIdentifyCall): void { this.#accept('identifyAccount', this.#routes.accounts, call) }
 
   /**
-   * Sends everything buffered now and resolves when those batches are settled
-   * or the deadline passes. Overlapping calls share one promise (and its
-   * deadline); a later call adds what was buffered since. Never rejects.
+   * Sends everything buffered now and resolves when everything not yet
+   * delivered at the time of the call is settled, or at this call's deadline.
+   * Overlapping calls each keep their own deadline. Never rejects.
    */
   flush (options?: DeadlineOptions): Promise<FlushResult> {
     try {
@@ -109,14 +108,8 @@ export class Tracker {
       }
       const timeoutMs = this.#deadline('flush', options, this.#opts.flushTimeoutMs)
       this.#batcher.sealAll()
-      if (this.#flushing !== undefined && !this.#flushing.done) {
-        this.#sender.attach(this.#flushing)
-        return this.#flushing.promise
-      }
       const c = new Completion(this.#clock, timeoutMs)
-      this.#sender.attach(c)
-      c.check()
-      this.#flushing = c
+      this.#sender.watch(c)
       return c.promise
     } catch (err) {
       this.#reporter.note('internal', 'error', { err }, 'koala-tracker internal error in flush(); please report it')
@@ -259,8 +252,7 @@ export class Tracker {
       this.#batcher.sealAll()
       this.#batcher.stop()
       const c = new Completion(this.#clock, timeoutMs)
-      this.#sender.attach(c)
-      c.check()
+      this.#sender.watch(c)
       const r = await c.promise
       let abandoned = 0
       if (r.timedOut) {
