@@ -96,4 +96,16 @@ describe('faults on command', () => {
     c = await startCollector() // for afterEach
     expect(await hanging).toMatch(/Error/)
   })
+
+  test('stall stores the body and sends a 200 status line, then never finishes the body', async () => {
+    await start({ fault: () => ({ kind: 'stall' }) })
+    const res = await request(c.url + '/web/projects/pk/batch', { method: 'POST', headers: UA, body: JSON.stringify(body) })
+    expect(res.statusCode).toBe(200)
+    expect(c.stats()).toMatchObject({ requests: 1, faults: 1 })
+    expect(c.stats().profiles.events).toBe(1)
+    const rest = res.body.text()
+    await c.close()
+    c = await startCollector() // for afterEach
+    await expect(rest).rejects.toThrow()
+  })
 })

@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import type { Fault } from '../lib/collector'
@@ -464,6 +465,28 @@ describe('flush() and close()', () => {
     expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'shutdown', items: 10 })])
     expect(h.logger.lines).toContainEqual(expect.objectContaining({ level: 'error', obj: expect.objectContaining({ kind: 'shutdown', items: 10 }) }))
     expect(h.clock.pending()).toEqual([])
+  })
+
+  test('at the close() deadline, an attempt whose 2xx status has arrived counts as delivered; one with no answer is abandoned', async () => {
+    h = await harness({ flushIntervalMs: 600_000 }, { fault: (req) => req.body.includes('"stalled"') ? { kind: 'stall' } : { kind: 'hang' } })
+    // The client's side of the socket: undici reports the status line as it parses it.
+    const statusArrived = new Promise<void>(resolve => {
+      const onHeaders = (m: unknown): void => {
+        if ((m as { response: { statusCode: number } }).response.statusCode !== 200) return
+        unsubscribe('undici:request:headers', onHeaders)
+        resolve()
+      }
+      subscribe('undici:request:headers', onHeaders)
+    })
+    h.tracker.track({ profile_id: person(), event: 'stalled' })
+    h.tracker.track({ profile_id: person(), event: 'unanswered' })
+    const closing = h.tracker.close({ timeoutMs: 5_000 })
+    await h.collector.waitFor(() => h.collector.stats().requests === 2)
+    await statusArrived
+    h.clock.advance(5_000)
+    expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 1, timedOut: true })
+    expect(h.tracker.stats()).toMatchObject({ sent: 1, failedBy: { shutdown: 1 }, bufferedItems: 0, inFlightRequests: 0 })
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'shutdown', items: 1 })])
   })
 
   test('close() waits for pending retries within its deadline, and does not depend on flushIntervalMs', async () => {

@@ -37,6 +37,8 @@ export type Fault =
   | { kind: 'hang', record?: boolean }
   /** Store the body and answer 200, but cut the response body short. */
   | { kind: 'truncate' }
+  /** Store the body and send the status line of a 200, but never finish the response body (until the collector is closed). */
+  | { kind: 'stall' }
 
 export interface CollectorOptions {
   /** Default 0 (any free port). */
@@ -162,7 +164,7 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
       : batchReply(req, route, projectKey, raw, tooLarge)
     if (fault !== undefined) {
       stats.faults++
-      if (('record' in fault && fault.record === true) || ('kind' in fault && fault.kind === 'truncate')) reply.commit()
+      if (('record' in fault && fault.record === true) || ('kind' in fault && (fault.kind === 'truncate' || fault.kind === 'stall'))) reply.commit()
       if ('status' in fault) {
         answer(res, fault.status, fault.body ?? { error: `fault injected: HTTP ${fault.status}` }, fault.headers)
         return [info, { status: fault.status, fault: true }]
@@ -174,6 +176,9 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
         res.write('{"ok":')
         // Flush the partial body, then cut the connection.
         setImmediate(() => req.socket.destroy())
+      } else if (fault.kind === 'stall') {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
+        res.write('{"ok":')
       }
       // 'hang': leave the request open; close() destroys the socket.
       return [info, { status: 0, fault: true }]

@@ -12,6 +12,8 @@ import type { Transport } from './transport'
 
 /** The abort reason of an attempt that ran past requestTimeoutMs. */
 const TIMED_OUT = new Error('no answer within requestTimeoutMs')
+/** The abort reason of the attempts still in flight at the close() deadline. */
+const CLOSE_DEADLINE = new Error('the close() deadline passed')
 
 /** Consecutive failed attempts before retries are logged as a warning rather than at debug level. */
 const WARN_AFTER_FAILURES = 3
@@ -98,20 +100,41 @@ export class Sender {
     if (!c.done) this.#watches.push(c)
   }
 
-  /** Close deadline: abort what is in flight and give up the rest. Returns the items abandoned. */
-  abortAll (): number {
+  /**
+   * Close deadline: gives up what waits and aborts what is in flight. An
+   * attempt whose 2xx status had already arrived (its body still coming) is
+   * delivered: the transport answers the abort with that status. So the
+   * aborted attempts settle first, within one turn of the event loop, and
+   * only then is what is left given up (a transport that ignores the abort
+   * included). Resolves with the items abandoned and the items delivered meanwhile.
+   */
+  async abortAll (): Promise<{ abandoned: number, delivered: number }> {
     this.#stopped = true
     this.#clearWake()
     this.#clearDeadline()
-    let items = 0
-    for (const b of [...this.#flying.keys(), ...this.#ready.slice(this.#head)]) {
-      b.abort?.abort()
-      items += b.items
-      this.#fail(b, 'shutdown', 'the close() deadline passed')
-    }
+    const waiting = this.#ready.slice(this.#head)
     this.#ready = []
     this.#head = 0
-    return items
+    const flying = [...this.#flying.keys()]
+    const routes = new Set([...waiting, ...flying].map(b => b.route))
+    const count = (): { shutdown: number, sent: number } => {
+      let shutdown = 0
+      let sent = 0
+      for (const r of routes) {
+        shutdown += r.counters.failedBy.shutdown
+        sent += r.counters.sent
+      }
+      return { shutdown, sent }
+    }
+    const before = count()
+    for (const b of waiting) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
+    for (const b of flying) b.abort?.abort(CLOSE_DEADLINE)
+    await new Promise(resolve => setImmediate(resolve))
+    for (const b of flying) {
+      if (!b.settled) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
+    }
+    const after = count()
+    return { abandoned: after.shutdown - before.shutdown, delivered: after.sent - before.sent }
   }
 
   stop (): void {

@@ -255,8 +255,11 @@ export class Tracker {
       this.#sender.watch(c)
       const r = await c.promise
       let abandoned = 0
+      let delivered = r.delivered
       if (r.timedOut) {
-        abandoned = this.#sender.abortAll()
+        const late = await this.#sender.abortAll()
+        abandoned = late.abandoned
+        delivered += late.delivered
         if (abandoned > 0) {
           const error = new DeliveryError(`close(): ${abandoned} items were still undelivered when the ${timeoutMs} ms deadline passed; ` +
             'their requests were aborted and they are lost', { reason: 'shutdown', items: abandoned, attempts: 0 })
@@ -267,7 +270,7 @@ export class Tracker {
       this.#sender.stop()
       this.#reporter.flushSummaries()
       await this.#releaseTransport(r.timedOut)
-      return { delivered: r.delivered, failed: r.failed, abandoned, timedOut: r.timedOut }
+      return { delivered, failed: r.failed, abandoned, timedOut: r.timedOut }
     } catch (err) {
       this.#reporter.note('internal', 'error', { err }, 'koala-tracker internal error in close(); please report it')
       return { delivered: 0, failed: 0, abandoned: this.#budget.items, timedOut: false }
