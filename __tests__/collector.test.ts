@@ -97,6 +97,15 @@ describe('faults on command', () => {
     expect(await hanging).toMatch(/Error/)
   })
 
+  test('a malformed percent-encoding in the path is a 404, and the collector carries on', async () => {
+    await start()
+    expect((await post('/web/projects/%E0%A4%A/batch', body)).status).toBe(404)
+    const status = await request(c.url + '/api/v1/deletion-requests/%ZZ', { headers: { authorization: 'Bearer sk_test' } })
+    expect(status.statusCode).toBe(404)
+    await status.body.dump()
+    expect((await post('/web/projects/pk/batch', body)).status).toBe(200)
+  })
+
   test('stall stores the body and sends a 200 status line, then never finishes the body', async () => {
     await start({ fault: () => ({ kind: 'stall' }) })
     const res = await request(c.url + '/web/projects/pk/batch', { method: 'POST', headers: UA, body: JSON.stringify(body) })

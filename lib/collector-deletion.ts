@@ -51,6 +51,15 @@ export interface Reply {
 const ITEM = new RegExp(`^${DELETION_REQUESTS_PATH}/([^/]+)/?$`)
 const LIST = new RegExp(`^${DELETION_REQUESTS_PATH}/?$`)
 
+/** A percent-encoded path segment, or undefined when its encoding is malformed (decodeURIComponent throws). */
+export function decodeSegment (segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
+  }
+}
+
 export function isDeletionPath (pathname: string): boolean {
   return LIST.test(pathname) || ITEM.test(pathname)
 }
@@ -79,7 +88,7 @@ export class DeletionEndpoint {
       return refuse(401, 'missing or invalid secret API key', () => { this.#stats.unauthorized++ })
     }
     const item = ITEM.exec(pathname)
-    if (item !== null) return method === 'GET' ? this.#status(decodeURIComponent(item[1])) : refuse(405, 'use GET')
+    if (item !== null) return method === 'GET' ? this.#status(decodeSegment(item[1]) ?? '') : refuse(405, 'use GET')
     return method === 'POST' ? this.#create(headers, raw) : refuse(405, 'use POST')
   }
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { DeletionEndpoint, isDeletionPath, type DeletionEndpointOptions, type DeletionEndpointStats, type FakeDeletionRequest, type Reply } from './collector-deletion'
+import { decodeSegment, DeletionEndpoint, isDeletionPath, type DeletionEndpointOptions, type DeletionEndpointStats, type FakeDeletionRequest, type Reply } from './collector-deletion'
 import * as validators from './generated/batch-validators'
 import type { Validator } from './generated/validators'
 
@@ -154,7 +154,8 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     const pathname = path.split('?')[0]
     const m = ROUTE.exec(pathname)
     const route: CollectorRequest['route'] = m !== null ? (m[2] === 'batch' ? 'profiles' : 'accounts') : isDeletionPath(pathname) ? 'deletion' : undefined
-    const projectKey = m === null ? undefined : decodeURIComponent(m[1])
+    // A malformed encoding names no project: 404, like any other unknown path.
+    const projectKey = m === null ? undefined : decodeSegment(m[1])
     const info: CollectorRequest = { route, projectKey, method: req.method ?? 'GET', path, seq: stats.requests, headers: req.headers, body: raw }
 
     const fault = options.fault?.(info)
