@@ -86,6 +86,26 @@ test('the secret key is in no log line, progress event, error message or error p
   expectNoKey(text, key)
 })
 
+test('a key echoed percent-encoded across the cut of an error body, or with characters a URL encodes, does not leak', async () => {
+  for (const secretKey of [undefined, 'sk_live_ab+cd/ef:gh!ij0123456789xyz']) {
+    const shapes = [
+      (a: string) => '{"error":"forbidden","request":"' + 'h'.repeat(432) + '&authorization=' + encodeURIComponent(a) + ' trailing',
+      (a: string) => 'h'.repeat(470) + 'token' + a.slice('Bearer '.length) + ' trailing',
+      (a: string) => 'h'.repeat(500) + 'sent:' + encodeURIComponent(a.slice('Bearer '.length))
+    ]
+    h = await deletionHarness({ maxAttempts: 1, ...(secretKey === undefined ? {} : { secretKey }) }, {
+      fault: req => { const shape = shapes.shift(); return shape === undefined ? undefined : { status: 400, body: shape(String(req.headers.authorization)) } }
+    })
+    const key = secretKey ?? h.key
+    const results = []
+    for (let i = 0; i < 3; i++) results.push(await h.client.requestDeletion(emailsFor(1)))
+    expect(results.map(r => r.failed[0]?.error.reason)).toEqual(['rejected', 'rejected', 'rejected'])
+    expectNoKey(dump([results, h.logger.lines]), key)
+    await h.done()
+    h = undefined
+  }
+})
+
 test('redactSecrets: the exact key, any sk_ token (also cut short), and Bearer credentials', () => {
   const key = 'sk_live_0123456789abcdef'
   expect(redactSecrets(`a ${key} b`, key)).toBe('a sk_[redacted] b')
@@ -94,4 +114,8 @@ test('redactSecrets: the exact key, any sk_ token (also cut short), and Bearer c
   expect(redactSecrets(`weird${key}`, key)).toBe('weirdsk_[redacted]')
   // Words and the placeholder in help texts are left alone.
   expect(redactSecrets('task_id sk_... risk_level')).toBe('task_id sk_... risk_level')
+  // Percent-encoded, and cut short where it is glued to the text before it.
+  expect(redactSecrets('auth=Bearer%20sk_live_0123')).toBe('auth=Bearer%20[redacted]')
+  expect(redactSecrets('x=%22sk_live_01%22')).toBe('x=%22sk_[redacted]')
+  expect(redactSecrets(`token${key.slice(0, 12)}`, key)).toBe('tokensk_[redacted]')
 })

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { MAX_ERROR_BODY_CHARS } from './constants'
 import { readStart } from './transport'
 
 export interface DeletionHttpRequest {
@@ -70,7 +71,9 @@ export function createDeletionHttpTransport (opts: { origin: string, dispatcher?
       const headers = res.headers as Record<string, string | string[] | undefined>
       const ok = res.statusCode >= 200 && res.statusCode < 300
       // Either way the body is read to its end or the socket dropped, never left pending.
-      return { status: res.statusCode, headers, body: ok ? await readAll(res.body) : await readStart(res.body) }
+      // Well past the 512 characters an error keeps: the client redacts the secret key before it cuts,
+      // so a key echoed across the cut is still whole when it is looked for.
+      return { status: res.statusCode, headers, body: ok ? await readAll(res.body) : await readStart(res.body, 16 * MAX_ERROR_BODY_CHARS) }
     },
     /** Idempotent; a later request opens a new Pool. */
     async close (): Promise<void> {

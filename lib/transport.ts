@@ -175,19 +175,19 @@ function abortReason (signal: AbortSignal): Error {
 }
 
 /**
- * Reads at most MAX_ERROR_BODY_CHARS of an error body; the rest is discarded
- * with the socket. The status already decided the outcome, so a body that
- * breaks off only shortens the report.
+ * Reads at most `maxChars` of an error body; the rest is discarded with the
+ * socket. The status already decided the outcome, so a body that breaks off
+ * only shortens the report.
  */
-export async function readStart (body: AsyncIterable<Buffer>): Promise<string> {
+export async function readStart (body: AsyncIterable<Buffer>, maxChars = MAX_ERROR_BODY_CHARS): Promise<string> {
   let text = ''
   try {
     for await (const chunk of body) {
       text += chunk.toString('utf8')
-      if (text.length >= MAX_ERROR_BODY_CHARS) break
+      if (text.length >= maxChars) break
     }
   } catch {
     // Keep what arrived.
   }
-  return text.slice(0, MAX_ERROR_BODY_CHARS).trim()
+  return text.slice(0, maxChars).trim()
 }
