@@ -63,3 +63,13 @@ describe.each([['express', 'Express 5'], ['express4', 'Express 4']])('%s', (modu
     expect(collector.stats().faults).toBeGreaterThan(0)
   })
 })
+
+test('an app with its own SIGTERM listener hears the signal the hook raises again, and ends the process its own way', async () => {
+  collector = await startCollector() // for afterEach
+  const child = startNode([join(FIXTURES, 'own-sigterm.cjs')])
+  await child.waitForOutput('listening ')
+  child.process.kill('SIGTERM')
+  const { code, signal, stdout, stderr } = await child.exited
+  expect({ code, signal, stderr }).toEqual({ code: 7, signal: null, stderr: '' })
+  expect(stdout.split('\n').filter(l => l.startsWith('app heard'))).toEqual(['app heard SIGTERM 1', 'app heard SIGTERM 2'])
+})

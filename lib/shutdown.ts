@@ -12,7 +12,15 @@ export interface SignalSource {
   on(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown
   removeListener(signal: NodeJS.Signals, listener: (signal: NodeJS.Signals) => void): unknown
   kill(pid: number, signal: NodeJS.Signals): unknown
+  /** Listeners the app has of its own for a signal (process has it); without it, none are assumed. */
+  listenerCount?(signal: NodeJS.Signals): number
 }
+
+/**
+ * How long the process is held for the raised signal to reach the app's own
+ * listeners: it arrives on the next turn of the event loop, this is a bound.
+ */
+const RAISE_HOLD_MS = 5_000
 
 /** Anything with the tracker's close(): a Tracker, or the singleton `koala`. */
 export interface Closable {
@@ -102,7 +110,7 @@ class Hook implements ShutdownHook {
     this.#signals = options.signals ?? [...SHUTDOWN_DEFAULTS.signals]
     this.#drainTimeoutMs = options.drainTimeoutMs ?? SHUTDOWN_DEFAULTS.drainTimeoutMs
     this.#trackerTimeoutMs = options.trackerTimeoutMs
-    this.#exit = options.exit ?? ((signal) => { source.kill(source.pid, signal) })
+    this.#exit = options.exit ?? ((signal) => { this.#raise(signal) })
     this.#clock = options.clock ?? systemClock
     const logger = options.logger !== undefined ? childLogger(options.logger) : createDefaultLogger()
     this.#reporter = new Reporter(logger, this.#clock, DEFAULTS.logSummaryIntervalMs)
@@ -133,6 +141,28 @@ class Hook implements ShutdownHook {
         this.#reporter.note('exit', 'error', { err }, 'koala-tracker: the shutdown exit function threw')
       }
     })
+  }
+
+  /**
+   * Raises the signal again. With no listener left it ends the process as it
+   * would have without the hook. If the app has listeners of its own, Node does
+   * not end the process on the signal, and a signal listener does not keep the
+   * event loop alive: the signal arrives on a later turn, by which time an
+   * emptied loop would have exited with 0, and they would never see it. So
+   * the loop is held until they have run.
+   */
+  #raise (signal: NodeJS.Signals): void {
+    const source = this.#source
+    if ((source.listenerCount?.(signal) ?? 0) > 0) {
+      const hold = this.#clock.setTimeout(() => {}, RAISE_HOLD_MS, true)
+      // Added after the app's listeners, so it runs after them.
+      const release = (): void => {
+        source.removeListener(signal, release)
+        this.#clock.clearTimeout(hold)
+      }
+      source.on(signal, release)
+    }
+    source.kill(source.pid, signal)
   }
 
   shutdown (): Promise<ShutdownResult> {
