@@ -259,6 +259,18 @@ describe('main() in process', () => {
     expect(err.startsWith(message)).toBe(true)
   })
 
+  test('a malformed deletion id is a usage error (exit 2) with or without --wait, before anything is sent or printed', async () => {
+    const c = await start({ deletion: { secretKey: KEY } })
+    const env = { KOALA_SECRET_KEY: KEY }
+    const long = 'x'.repeat(201)
+    for (const args of [['status', 'r_1', long], ['status', long, '--wait']]) {
+      const { code, out, err } = await run([...args, '--base-url', c.url], env)
+      expect({ code, out }).toEqual({ code: EXIT.usage, out: '' })
+      expect(err).toMatch(/^error: status: argument \d is not a deletion request id \(a non-empty string of at most 200 characters\)/)
+    }
+    expect(c.stats().requests).toBe(0)
+  })
+
   test('the process io: files, output lines, and a stop on SIGINT or SIGTERM that leaves no listener behind', async () => {
     const io = nodeIo()
     expect(io.readFile(file('emails.txt', 'ada@example.com\n'))).toBe('ada@example.com\n')

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { EXIT, readPlan, runDelete, runStatus, runWait, UsageError, type WaitSettings } from './cli-deletion'
 import { nodeIo, type CliIo } from './cli-io'
 import { startCollector, type Collector } from './collector'
-import { createDeletionClient, type DeletionClient } from './deletion-client'
+import { createDeletionClient, DELETION_ID_RULE, isDeletionId, type DeletionClient } from './deletion-client'
 import { DELETION_DEFAULTS } from './deletion-options'
 import { isKoalaError } from './errors'
 import { redactSecrets } from './redact'
@@ -83,6 +83,9 @@ export async function main (argv: string[], rawIo: CliIo): Promise<number> {
       case 'status': {
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: KEY_OPTIONS })
         if (positionals.length === 0) throw new UsageError('status needs one or more deletion request ids')
+        // Checked before anything is sent, so a bad id is a usage error with or without --wait.
+        const bad = positionals.findIndex(id => !isDeletionId(id))
+        if (bad !== -1) throw new UsageError(`status: argument ${bad + 1} is not ${DELETION_ID_RULE}`)
         const wait = waitSettings(values)
         key = secretKey(io, values)
         client = makeClient(io, key, values, wait)

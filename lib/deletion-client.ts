@@ -267,10 +267,12 @@ export function createDeletionClient (options: DeletionClientOptions): DeletionC
   return new DeletionClient(options)
 }
 
+/** What a deletion request id must be; the CLI checks its arguments with it before sending anything. */
+export const DELETION_ID_RULE = `a deletion request id (a non-empty string of at most ${MAX_ID_CHARS} characters)`
+export const isDeletionId = (id: unknown): id is string => typeof id === 'string' && id.trim() !== '' && id.length <= MAX_ID_CHARS
+
 function checkId (call: DeletionCallName, field: string, id: unknown): void {
-  if (typeof id !== 'string' || id.trim() === '' || id.length > MAX_ID_CHARS) {
-    throw new InputError(call, field, `must be a deletion request id (a non-empty string of at most ${MAX_ID_CHARS} characters), got ${typeName(id)}`)
-  }
+  if (!isDeletionId(id)) throw new InputError(call, field, `must be ${DELETION_ID_RULE}, got ${typeName(id)}`)
 }
 
 function parseObject (text: string): Record<string, unknown> | undefined {
