@@ -27,6 +27,13 @@ describe('planDeletion', () => {
     ['', 'must not be empty'],
     ['ada', 'is not an email address'],
     ['ada@', 'is not an email address'],
+    ['@example.com', 'is not an email address'],
+    ['ada lovelace@example.com', 'is not an email address'],
+    ['ada@localhost', 'is not an email address'],
+    ['ada@@example.com', 'is not an email address'],
+    ['ada@example..com', 'is not an email address'],
+    ['.ada@example.com', 'is not an email address'],
+    ['ada\u0001@example.com', 'is not an email address'],
     [`${'a'.repeat(320)}@example.com`, 'is longer than 320 characters'],
     [null, 'must be a string, got null'],
     [{ email: 'a@example.com' }, 'must be a string, got an object']
@@ -34,6 +41,20 @@ describe('planDeletion', () => {
     expect(emailProblem(value)).toBe(reason)
     expect(planDeletion([value]).invalid).toEqual([{ index: 0, value, reason }])
   })
+})
+
+test.each([
+  'ada@example.com',
+  'first.last+tag@mail.example.co.uk',
+  // What format email refuses but the pixel or an integration may have stored.
+  'jörg@bücher.de',
+  'user@bücher.de',
+  '用户@例子.广告',
+  '"john doe"@example.com',
+  'ada@[192.168.0.1]'
+])('%s can be sent for deletion', (value) => {
+  expect(emailProblem(value)).toBeUndefined()
+  expect(planDeletion([value]).batches).toEqual([[value]])
 })
 
 describe('parseEmailList', () => {
