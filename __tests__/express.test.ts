@@ -226,3 +226,13 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     expect(JSON.parse(r.body).profileId).toBe(koIdFrom(r.setCookie))
   })
 })
+
+test.each<[string, unknown, string]>([
+  ['a tracker that is not one', { tracker: 5 }, 'tracker'],
+  ['a tracker without page()', { tracker: { track () {}, identify () {} } }, 'tracker'],
+  ['a resolveEmail that is not a function', { resolveEmail: 'user.email' }, 'resolveEmail'],
+  ['a logger without warn()', { logger: { debug () {}, error () {} } }, 'logger'],
+  ['options that are not an object', null, 'options']
+])('koalaMiddleware() with %s is a ConfigError when the app starts, not a failure in every request', (_what, options, option) => {
+  expect(() => koalaMiddleware(options as never)).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_OPTION', option }))
+})

@@ -33,7 +33,9 @@ describe('resolveOptions', () => {
     [{ publicKey: 'pk', onError: 'log' }, 'onError', 'onError must be a function, got string'],
     [{ publicKey: 'pk', logger: console.log }, 'logger', 'logger must have debug(), warn() and error() methods (a pino logger works)'],
     [{ publicKey: 'pk', clock: { now: () => 0 } }, 'clock', 'clock must have now(), setTimeout() and clearTimeout()'],
-    [{ publicKey: 'pk', transport: {} }, 'transport', 'transport must have a send() method']
+    [{ publicKey: 'pk', transport: {} }, 'transport', 'transport must have a send() method'],
+    [{ publicKey: 'pk', dispatcher: 'nope' }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method'],
+    [{ publicKey: 'pk', dispatcher: null }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method']
   ])('%j is refused with an exact message', (input, option, message) => {
     let caught: unknown
     try { resolveOptions(input as never) } catch (e) { caught = e }

@@ -217,7 +217,10 @@ test.each<[ShutdownOptions, string]>([
   [{ server: {} as never }, 'server'],
   [{ tracker: { end () {} } as never }, 'tracker'],
   [{ signals: ['TERM' as NodeJS.Signals] }, 'signals'],
-  [{ exit: 0 as never }, 'exit']
+  [{ exit: 0 as never }, 'exit'],
+  [{ logger: console.log as never }, 'logger'],
+  [{ clock: { now: () => 0 } as never }, 'clock'],
+  [{ process: {} as never }, 'process']
 ])('bad options are a ConfigError naming the option: %j', (options, option) => {
   expect(() => gracefulShutdown({ ...base, ...options })).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_OPTION', option }))
   expect(proc.listenerCount('SIGTERM')).toBe(0)

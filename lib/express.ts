@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { systemClock } from './clock'
 import { readKoId, resolveCookieOptions, serializeKoId, type CookieOptions } from './cookie'
 import { createDefaultLogger, Reporter, type LoggerLike } from './logger'
-import { DEFAULTS } from './options'
+import { ConfigError } from './errors'
+import { checkFunction, checkLogger, DEFAULTS } from './options'
 import { koala } from './singleton'
 import { Visitor, type KoalaVisitor, type VisitorHooks, type VisitorTracker } from './visitor'
 
@@ -58,6 +59,7 @@ function appendSetCookie (res: ServerResponse, cookie: string): void {
  * options; at request time it never throws.
  */
 export function koalaMiddleware (options: KoalaMiddlewareOptions = {}): KoalaMiddleware {
+  checkMiddlewareOptions(options)
   const cookie = resolveCookieOptions(options.cookie)
   const tracker = options.tracker ?? koala
   let reporter: Reporter | undefined
@@ -89,3 +91,15 @@ export type { CallOptions, KoalaVisitor, VisitorIdentify, VisitorTracker } from 
 export { KO_ID } from './cookie'
 export { gracefulShutdown } from './shutdown'
 export type { ShutdownOptions, ShutdownHook, ShutdownResult } from './shutdown'
+
+/** Wrong options fail here, when the app starts, rather than in every request. */
+function checkMiddlewareOptions (options: KoalaMiddlewareOptions): void {
+  if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
+  const t = options.tracker as Partial<Record<keyof VisitorTracker, unknown>> | null | undefined
+  if (t !== undefined && (typeof t !== 'object' || t === null || typeof t.track !== 'function' ||
+    typeof t.identify !== 'function' || typeof t.page !== 'function')) {
+    throw new ConfigError('tracker', 'must be a tracker (from createTracker(), or koala) with track(), identify() and page()')
+  }
+  checkFunction('resolveEmail', options.resolveEmail)
+  checkLogger(options.logger)
+}

@@ -218,6 +218,10 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   if (input.transport !== undefined && typeof input.transport.send !== 'function') {
     throw new ConfigError('transport', 'must have a send() method')
   }
+  // Unchecked, a wrong one would fail every send as a retryable error until the retries ran out.
+  if (input.dispatcher !== undefined && typeof (input.dispatcher as { dispatch?: unknown } | null)?.dispatch !== 'function') {
+    throw new ConfigError('dispatcher', 'must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method')
+  }
   checkLogger(input.logger)
 
   const options: ResolvedOptions = Object.freeze({

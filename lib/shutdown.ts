@@ -2,7 +2,7 @@ import { systemClock, type Clock } from './clock'
 import { ServerDrain, type DrainableServer, type DrainResult } from './drain'
 import { ConfigError } from './errors'
 import { childLogger, createDefaultLogger, Reporter, type LoggerLike } from './logger'
-import { DEFAULTS } from './options'
+import { checkClock, checkLogger, DEFAULTS } from './options'
 import { configuredTracker } from './singleton'
 import type { CloseResult, DeadlineOptions } from './tracker'
 
@@ -88,6 +88,13 @@ function check (options: ShutdownOptions): void {
     throw new ConfigError('signals', 'must be an array of signal names such as SIGTERM')
   }
   if (options.exit !== undefined && typeof options.exit !== 'function') throw new ConfigError('exit', 'must be a function')
+  checkLogger(options.logger)
+  checkClock(options.clock)
+  const p = options.process as Partial<Record<keyof SignalSource, unknown>> | null | undefined
+  if (p !== undefined && (typeof p !== 'object' || p === null || typeof p.on !== 'function' ||
+    typeof p.removeListener !== 'function' || typeof p.kill !== 'function' || typeof p.pid !== 'number')) {
+    throw new ConfigError('process', 'must be a signal source like process (on(), removeListener(), kill() and pid)')
+  }
 }
 
 class Hook implements ShutdownHook {
