@@ -50,12 +50,14 @@ export function buildBodies (p, flushAt = 30) {
  * its bodies before its clock starts, and building them grows the process's
  * young generation and old space; growing them later, inside the measurement,
  * costs a page fault per 4 KB touched (~15 µs each on the VMs this ran on).
- * So the tracker's and the peers' processes build (and drop) the same bodies
- * too, and every variant runs a full GC before its clock starts.
+ * So the tracker's and the peers' processes build the same bodies too, drop
+ * them (keep: false) and every variant runs a full GC before its clock starts.
+ * The floor keeps its bodies (keep: true) and sends them.
  */
-export function sameStart (p) {
+export function sameStart (p, { keep }) {
   if (typeof globalThis.gc !== 'function') throw new Error('run this benchmark with node --expose-gc')
-  const bodies = buildBodies(p)
+  let bodies = buildBodies(p)
+  if (!keep) bodies = undefined
   globalThis.gc()
   return bodies
 }

@@ -27,7 +27,7 @@ const transport = {
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 
 require('lru-cache') // loaded before the clock starts, as in producer.mjs
-sameStart(p) // the same heap to start from as producer.mjs's variants
+sameStart(p, { keep: false }) // the same heap to start from as producer.mjs's tracker
 const rounds = Number(process.argv[3] ?? 1)
 for (let round = 1; round <= rounds; round++) {
   if (round > 1) globalThis.gc()

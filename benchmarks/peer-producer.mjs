@@ -6,6 +6,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sameStart } from './bodies.mjs'
+import { heapPerItem } from './heap.mjs'
 import { plan, TRACK } from './scenarios.mjs'
 
 const [sdk, scenario, port, kind] = process.argv.slice(2)
@@ -14,17 +15,20 @@ const baseUrl = `http://127.0.0.1:${port}`
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 const out = (r) => process.stdout.write(JSON.stringify({ sdk, scenario, kind, ...r, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n')
 
+/** The SDK's module, loaded before any clock starts, as producer.mjs loads the tracker's. */
+const loadSdk = () => sdk === 'segment' ? require('@segment/analytics-node') : require('posthog-node')
+
 /** The same track as the tracker's (4 properties, a UUID per person), in each SDK's shape. */
 function client (buffered = false) {
   if (sdk === 'segment') {
-    const { Analytics } = require('@segment/analytics-node')
+    const { Analytics } = loadSdk()
     const a = new Analytics({ writeKey: 'wk_bench', host: baseUrl, ...(buffered ? { flushInterval: 2 ** 31 - 1, maxEventsInBatch: 2 ** 30 } : {}) })
     return {
       track: (id, seq) => a.track({ userId: id, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq } }),
       close: () => a.closeAndFlush({ timeout: 300_000 })
     }
   }
-  const { PostHog } = require('posthog-node')
+  const { PostHog } = loadSdk()
   // Compression off so that the sink can count the items (it costs PostHog CPU when on).
   const p = new PostHog('phc_bench', {
     host: baseUrl,
@@ -40,7 +44,8 @@ function client (buffered = false) {
 async function run () {
   const p = plan(scenario)
   if (p.kind.some((k) => k !== TRACK)) throw new Error('peers are measured on track-only scenarios')
-  sameStart(p)
+  loadSdk()
+  sameStart(p, { keep: false })
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
   const c = client()
@@ -57,16 +62,20 @@ async function run () {
   out({ calls: p.calls, callNs: Number(callNs) / p.calls, wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpuMicros: cpu.user + cpu.system })
 }
 
-/** Heap held per buffered event: as producer.mjs, with batching pushed out of reach. */
+/**
+ * Heap held per buffered event: as producer.mjs (benchmarks/heap.mjs: the
+ * client made and warmed up before the baseline), with batching pushed out of
+ * reach, but read right after the calls: both SDKs process a call
+ * asynchronously, and given time Segment sends batches (it cuts them at
+ * 500 KB whatever maxEventsInBatch says) while PostHog moves its events from
+ * pending promises into its queue. 20,000 items rather than 100,000: at
+ * several KB each, the peers' heaps would otherwise be the machine's memory.
+ */
 async function heap () {
   const n = 20_000
-  const p = plan(scenario, n)
-  global.gc(); global.gc()
-  const h0 = process.memoryUsage().heapUsed
-  const c = client(true)
-  for (let i = 0; i < n; i++) c.track(p.ids[p.person[i]], i)
-  global.gc(); global.gc()
-  out({ items: n, bytesPerItem: (process.memoryUsage().heapUsed - h0) / n, held: typeof c })
+  const p = plan(scenario, n + 1)
+  const r = await heapPerItem(n, () => client(true), (c, i) => c.track(p.ids[p.person[i]], i), { settle: false })
+  out({ items: n, bytesPerItem: r.bytesPerItem, held: typeof r.client })
   process.exit(0)
 }
 

@@ -8,6 +8,7 @@ import { Session } from 'node:inspector/promises'
 import { createRequire } from 'node:module'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
 import { itemJson, sameStart } from './bodies.mjs'
+import { heapPerItem } from './heap.mjs'
 
 const require = createRequire(import.meta.url)
 const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
@@ -58,7 +59,7 @@ async function runTracker () {
   // its clock starts: loading is a cost per process, measured by the cold start, not per item.
   require('undici')
   require('lru-cache')
-  sameStart(p)
+  sameStart(p, { keep: false })
   const stopProfile = await profiler()
   const f0 = faults()
   const t0 = process.hrtime.bigint()
@@ -107,7 +108,7 @@ async function runTracker () {
 async function runPool () {
   const { Pool } = require('undici')
   const p = plan(scenario)
-  const bodies = sameStart(p)
+  const bodies = sameStart(p, { keep: true })
   const path = `/web/projects/${publicKey}/batch`
   const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
   const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
@@ -148,53 +149,29 @@ async function runPool () {
  * Heap held per buffered item: N calls in one synchronous stretch, with a
  * flush interval that never fires and an endpoint that refuses connections
  * (so nothing leaves: sends fail and wait to be retried), `heapUsed` once the
- * GC has settled before and after, divided by N. Everything the tracker holds
- * counts: buckets, sealed batches, the LRU. The reference is an array of the
- * same items as flat JSON strings (message_id included), about the least any
- * design that keeps its items as JSON can hold.
+ * GC has settled before and after, divided by N (benchmarks/heap.mjs, as for
+ * the peers). Everything the tracker holds counts: buckets, sealed batches,
+ * the LRU. The reference is an array of the same items as flat JSON strings
+ * (message_id included), about the least any design that keeps its items as
+ * JSON can hold.
  */
 async function runHeap () {
   const n = Math.min(SCENARIOS[scenario].calls, Number(process.env.HEAP_ITEMS ?? 100_000))
-  const p = plan(scenario, n)
+  // Item 0 warms the client up (see heapPerItem); items 1..n are measured.
+  const p = plan(scenario, n + 1)
   const refused = await closedPort()
-  // Full GCs until the heap stops shrinking: sweeping finishes after gc() returns.
-  const settled = async () => {
-    let used = Infinity
-    for (let i = 0; i < 10; i++) {
-      global.gc()
-      await new Promise((resolve) => setTimeout(resolve, 20))
-      const now = process.memoryUsage().heapUsed
-      if (now >= used - 1024) return now
-      used = now
-    }
-    return used
-  }
-  const measure = async (fill) => {
-    const h0 = await settled()
-    const held = fill()
-    const h1 = await settled()
-    return { bytes: (h1 - h0) / n, held }
-  }
-  const ref = await measure(() => {
-    const sentAt = new Date().toISOString()
-    const a = new Array(n)
-    // Flat strings: a template literal and JSON.stringify may both return a rope, and
-    // Buffer.byteLength flattens it in place (as capture does when it measures an item).
-    for (let i = 0; i < n; i++) {
-      a[i] = JSON.stringify(JSON.parse(itemJson(p, i, sentAt)))
-      Buffer.byteLength(a[i])
-    }
-    return a
-  })
-  ref.held = undefined
-  const tr = await measure(() => {
-    const quiet = { debug () {}, warn () {}, error () {} } // the refused connections are expected here
-    const tracker = createTracker({ publicKey, baseUrl: `http://127.0.0.1:${refused}`, flushIntervalMs: 2 ** 31 - 1, logger: quiet })
-    for (let i = 0; i < n; i++) call(tracker, p, i)
-    return tracker
-  })
-  const s = tr.held.stats()
-  out({ items: n, bytesPerItem: tr.bytes, jsonBytesPerItem: ref.bytes, buffered: s.bufferedItems, sent: s.sent, dropped: s.dropped })
+  const sentAt = new Date().toISOString()
+  // Flat strings: a template literal and JSON.stringify may both return a rope, and
+  // Buffer.byteLength flattens it in place (as capture does when it measures an item).
+  const flat = (i) => { const s = JSON.stringify(JSON.parse(itemJson(p, i, sentAt))); Buffer.byteLength(s); return s }
+  const ref = await heapPerItem(n, () => [], (a, i) => { a.push(flat(i)) })
+  ref.client = undefined
+  const quiet = { debug () {}, warn () {}, error () {} } // the refused connections are expected here
+  const tr = await heapPerItem(n,
+    () => createTracker({ publicKey, baseUrl: `http://127.0.0.1:${refused}`, flushIntervalMs: 2 ** 31 - 1, logger: quiet }),
+    (tracker, i) => call(tracker, p, i))
+  const s = tr.client.stats()
+  out({ items: n, bytesPerItem: tr.bytesPerItem, jsonBytesPerItem: ref.bytesPerItem, buffered: s.bufferedItems, sent: s.sent, dropped: s.dropped })
   process.exit(0)
 }
 
@@ -245,7 +222,7 @@ async function runSoak () {
   sample()
   const closed = await tracker.close({ timeoutMs: 60_000 })
   const s = tracker.stats()
-  out({ calls: total, minutes, rate, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuPerItemUs: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / total })
+  out({ calls: total, minutes, rate, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuMicros: (({ user, system }) => user + system)(process.cpuUsage(cpu0)) })
 }
 
 const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak }[mode]

@@ -137,6 +137,8 @@ function writeResults (results) {
 async function main () {
   if (flag('--render')) {
     process.stdout.write(writeResults(JSON.parse(readFileSync(join(here, 'results', 'latest.json'), 'utf8'))) + '\n')
+    const { renderSoak } = await import('./soak.mjs')
+    process.stdout.write(renderSoak(JSON.parse(readFileSync(join(here, 'results', 'soak.json'), 'utf8'))) + '\n')
     return
   }
   if (flag('--soak')) {
@@ -161,6 +163,8 @@ async function main () {
         if (compare !== undefined) runs.other.push(await measure(sink, 'tracker', name, 'yield', { KOALA_DIST: compare, BENCH_OPTS: '{"maxBufferedItems":200000}' }))
       }
       const heap = await measure(sink, 'heap', name)
+      // Every call of the heap run must be held (the warm-up call included): nothing sent, nothing dropped.
+      if (heap.buffered !== heap.items + 1 || heap.sent !== 0 || heap.dropped !== 0) throw new Error(`${name} heap run: ${JSON.stringify(heap)}`)
       log(`  ${name} heap: ${heap.bytesPerItem.toFixed(0)} bytes per buffered item (the items as JSON strings: ${heap.jsonBytesPerItem.toFixed(0)})`)
       results.scenarios[name] = {
         title: SCENARIOS[name].title,
