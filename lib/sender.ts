@@ -314,8 +314,9 @@ export class Sender {
     this.#unsettledBatches--
     this.#unsettledItems -= batch.items
     // Every watch that began after this batch was enqueued waits for it: a suffix of #watches.
+    // (One that finishes removes itself at index i, which the loop has passed.)
     const w = this.#watches
-    for (let i = w.length - 1; i >= 0 && i < w.length && w[i].upTo >= batch.seq; i--) w[i].settle(batch.items, delivered)
+    for (let i = w.length - 1; i >= 0 && w[i].upTo >= batch.seq; i--) w[i].settle(batch.items, delivered)
   }
 
   /**
