@@ -172,14 +172,11 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
       }
       if (fault.kind === 'reset') {
         req.socket.destroy()
-      } else if (fault.kind === 'truncate') {
+      } else if (fault.kind === 'truncate' || fault.kind === 'stall') {
+        // A 200 with the start of its body; truncate then cuts the connection once that is flushed.
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
         res.write('{"ok":')
-        // Flush the partial body, then cut the connection.
-        setImmediate(() => req.socket.destroy())
-      } else if (fault.kind === 'stall') {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' })
-        res.write('{"ok":')
+        if (fault.kind === 'truncate') setImmediate(() => req.socket.destroy())
       }
       // 'hang': leave the request open; close() destroys the socket.
       return [info, { status: 0, fault: true }]

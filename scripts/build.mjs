@@ -19,7 +19,7 @@ const ENTRIES = { index: 'index', collector: 'collector', deletion: 'deletion', 
 rmSync(dist, { recursive: true, force: true })
 const tsc = (...args) => execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), ...args], { stdio: 'inherit' })
 // JavaScript without comments: a cold start reads and parses every byte of what it loads, and
-// the comments were 15% of _core.js and ~3 ms of a 17 ms cold start (benchmarks/cold.cjs).
+// the comments were 15% of _core.js and ~2 ms of a 16 ms cold start (benchmarks/cold.cjs).
 // They stay in the sources the maps point to, and in the declarations (editors show them).
 tsc('--removeComments', '--declaration', 'false')
 tsc('--emitDeclarationOnly', '--noCheck')
