@@ -48,3 +48,26 @@ test('clear() empties it without evicting, before and after the move', () => {
     expect(c.get('again')).toEqual({ id: 'again' })
   }
 })
+
+test('without lru-cache it stays a Map past the first keys: same eviction order, one report', () => {
+  let Cache: typeof BucketCache | undefined
+  jest.isolateModules(() => {
+    jest.doMock('lru-cache', () => { throw new Error("Cannot find module 'lru-cache'") })
+    Cache = (jest.requireActual('../lib/bucket-cache') as { BucketCache: typeof BucketCache }).BucketCache
+  })
+  const evicted: string[] = []
+  const loadErrors: unknown[] = []
+  const max = SMALL_CACHE_KEYS + 2
+  const c = new (Cache as typeof BucketCache)<Item>(max, (v) => evicted.push(v.id), (err) => loadErrors.push(err))
+  for (let i = 0; i < max; i++) put(c, `k${i}`)
+  c.get('k0') // k1 is now the least recently used
+  put(c, 'x')
+  put(c, 'y')
+  expect(evicted).toEqual(['k1', 'k2'])
+  expect(c.size).toBe(max)
+  expect(c.get('k0')).toEqual({ id: 'k0' })
+  expect(ids(c).slice(-3)).toEqual(['x', 'y', 'k0'])
+  expect(loadErrors).toEqual([expect.objectContaining({ message: "Cannot find module 'lru-cache'" })])
+  c.clear()
+  expect(c.size).toBe(0)
+})

@@ -1,4 +1,6 @@
+import type { Clock } from '../lib/clock'
 import { InputError, RefusedError } from '../lib/errors'
+import type { createTracker } from '../lib/tracker'
 import { VERSION } from '../lib/version'
 import { harness, nextEvent, person, tick, UUID_V4, type Harness } from './helpers/setup'
 
@@ -407,5 +409,58 @@ describe('stats()', () => {
     await h.tracker.flush()
     check()
     expect(h.tracker.stats()).toMatchObject({ sent: 45, requests: { sent: 2, succeeded: 2 } })
+  })
+})
+
+describe('internal failures while holding a call', () => {
+  test('a clock that throws when the flush timer is armed costs that call only: its room is given back', async () => {
+    h = await harness({ maxBufferedItems: 2 })
+    let refusals = 1
+    const clock: Clock = {
+      now: () => h.clock.now(),
+      setTimeout: (fn, ms, keepAlive) => {
+        if (refusals-- > 0) throw new Error('timer refused')
+        return h.clock.setTimeout(fn, ms, keepAlive)
+      },
+      clearTimeout: (t) => h.clock.clearTimeout(t)
+    }
+    const t = h.make({ clock })
+    const pid = person()
+    for (const event of ['a', 'b', 'c']) t.track({ profile_id: pid, event })
+    // 'a' is refused as an internal error and not held; 'b' and 'c' fit in the two-item cap.
+    expect(t.stats()).toMatchObject({ accepted: 2, bufferedItems: 2, droppedBy: { error: 1, queue_full: 0 } })
+    expect(await t.flush()).toMatchObject({ delivered: 2, failed: 0 })
+    expect(h.collector.received.flatMap(r => (r.body.events as Array<{ event: string }>).map(e => e.event))).toEqual(['b', 'c'])
+    expect(t.stats()).toMatchObject({ accepted: 2, sent: 2, bufferedItems: 0, bufferedBytes: 0 })
+    expect(h.logger.lines.filter(l => l.level === 'error').map(l => l.msg)).toEqual([expect.stringContaining('internal error while recording a call')])
+  })
+
+  test('without lru-cache (a bundle that left it out) buckets stay in a Map: the least recently used is sent first, nothing is lost, and it is reported once', async () => {
+    h = await harness()
+    let isolated: typeof createTracker | undefined
+    jest.isolateModules(() => {
+      jest.doMock('lru-cache', () => { throw new Error("Cannot find module 'lru-cache'") })
+      isolated = (jest.requireActual('../lib/tracker') as { createTracker: typeof createTracker }).createTracker
+    })
+    const t = (isolated as typeof createTracker)({ publicKey: 'pk_test', baseUrl: h.collector.url, clock: h.clock, logger: h.logger, maxBuckets: 70 })
+    try {
+      const people = Array.from({ length: 100 }, person)
+      for (let i = 0; i < 70; i++) t.track({ profile_id: people[i], event: 'first' })
+      t.track({ profile_id: people[0], event: 'again' }) // people[1] is now the least recently used
+      const early = nextEvent(t, 'sent', () => t.stats().sent === 30)
+      for (let i = 70; i < 100; i++) t.track({ profile_id: people[i], event: 'first' })
+      expect(t.stats()).toMatchObject({ accepted: 101, buckets: 70, dropped: 0 })
+      await early
+      // Sent concurrently, so they may arrive in any order.
+      expect(h.collector.received.map(r => r.body.profile_id).sort()).toEqual(people.slice(1, 31).sort())
+      expect(await t.flush()).toMatchObject({ delivered: 71, failed: 0 })
+      expect(h.collector.stats().profiles.events).toBe(101)
+      expect(new Set(h.collector.received.map(r => r.body.profile_id)).size).toBe(100)
+      expect(h.logger.lines.filter(l => l.level === 'error')).toEqual([
+        expect.objectContaining({ msg: expect.stringContaining('loading lru-cache (buckets are kept in a Map instead)') })
+      ])
+    } finally {
+      await t.close()
+    }
   })
 })

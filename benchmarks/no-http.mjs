@@ -5,7 +5,8 @@
 //   node --expose-gc benchmarks/no-http.mjs [S1|S2|S3] [rounds]
 // rounds > 1 runs the scenario again in the same process (a fresh tracker, a full GC between):
 // the first round pays for compiling the tracker's code and growing the heap, the next ones do not.
-// KOALA_DIST=/other/dist measures another build; BENCH_OPTS (JSON) adds tracker options.
+// KOALA_DIST=/other/dist measures another build (outside this repository, with NODE_PATH=$PWD/node_modules
+// so that it finds the packages it loads lazily); BENCH_OPTS (JSON) adds tracker options.
 import { createRequire } from 'node:module'
 import { sameStart } from './bodies.mjs'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
@@ -41,9 +42,9 @@ for (let round = 1; round <= rounds; round++) {
     callNs += process.hrtime.bigint() - t0
     await tick()
   }
-  await tracker.close({ timeoutMs: 600_000 })
+  const closed = await tracker.close({ timeoutMs: 600_000 })
   const cpu = process.cpuUsage(cpu0)
   const sent = tracker.stats().sent
-  if (sent !== p.calls) throw new Error(`sent ${sent} of ${p.calls}`)
+  if (sent !== p.calls) throw new Error(`sent ${sent} of ${p.calls}: ${JSON.stringify({ closed, stats: tracker.stats() })}`)
   process.stdout.write(JSON.stringify({ scenario, round, callUs: Number(callNs) / p.calls / 1000, cpuPerItemUs: (cpu.user + cpu.system) / p.calls }) + '\n')
 }

@@ -50,7 +50,7 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   const expected = SCENARIOS[scenario].calls
   await sink.reset(expected)
   const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), mode, scenario, String(sink.port), loop],
-    { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 24 })
+    { encoding: 'utf8', env: envOf(env), maxBuffer: 1 << 24 })
   const r = JSON.parse(out.trim().split('\n').pop())
   if (mode === 'heap') return r
   const s = await sink.report()
@@ -87,8 +87,18 @@ function summarise (runs) {
   }
 }
 
+/**
+ * The environment of a measured process. A build outside this repository (--compare)
+ * resolves the packages it loads lazily (undici, lru-cache) from ours, as it would from its own.
+ */
+function envOf (env) {
+  const all = { ...process.env, ...env }
+  if (env.KOALA_DIST !== undefined) all.NODE_PATH = [join(here, '..', 'node_modules'), process.env.NODE_PATH].filter(Boolean).join(':')
+  return all
+}
+
 function node (file, argv = [], env = {}) {
-  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8', env: { ...process.env, ...env } }).trim().split('\n').pop())
+  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8', env: envOf(env) }).trim().split('\n').pop())
 }
 
 async function coldStart (n = 15, env = {}) {

@@ -57,7 +57,10 @@ export class Batcher {
     return this.#caches.get(route)?.open ?? 0
   }
 
+  /** Holds the item, or throws before it holds anything (the caller gives its room back). */
   add (route: Route, c: Captured): void {
+    // Armed first: a clock that throws must not leave an item held for a call reported as dropped.
+    if (this.#timer === undefined) this.#timer = this.#clock.setTimeout(() => this.#onTimer(), this.#opts.flushIntervalMs)
     const cache = this.#cache(route)
     let bucket = cache.get(c.key)
     if (bucket === undefined) {
@@ -71,11 +74,9 @@ export class Batcher {
     if (bucket.secondary === undefined) bucket.secondary = c.secondary
     if (bucket.items === 0) cache.open++
     this.#items++
-    if (bucket.add(c) >= this.#opts.flushAt) {
-      this.#seal(route, cache, bucket)
-    } else if (this.#timer === undefined) {
-      this.#timer = this.#clock.setTimeout(() => this.#onTimer(), this.#opts.flushIntervalMs)
-    }
+    if (bucket.add(c) >= this.#opts.flushAt) this.#seal(route, cache, bucket)
+    // Only this call's seals (its bucket, a conflict, an eviction) can have emptied every bucket.
+    if (this.#items === 0) this.#stopTimer()
   }
 
   /** Seals every bucket and hands every batch over now (flush, close, timer). */
@@ -97,7 +98,8 @@ export class Batcher {
     let cache = this.#caches.get(route)
     if (cache === undefined) {
       // An evicted bucket is sent, never dropped.
-      const c: BucketCache<Bucket> = cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(route, c, bucket))
+      const c: BucketCache<Bucket> = cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(route, c, bucket),
+        (err) => this.#onError(err, 'loading lru-cache (buckets are kept in a Map instead)'))
       this.#caches.set(route, cache)
     }
     return cache
@@ -107,7 +109,6 @@ export class Batcher {
     if (bucket.items === 0) return
     cache.open--
     this.#items -= bucket.items
-    if (this.#items === 0) this.#stopTimer()
     this.#taken.push(bucket.take(route))
     if (!this.#buildQueued) {
       this.#buildQueued = true

@@ -19,14 +19,19 @@ export class BucketCache<V extends {}> {
   open = 0
   readonly #max: number
   readonly #onEvict: (value: V) => void
+  readonly #onLoadError: (error: unknown) => void
+  /** lru-cache could not be loaded: the Map stays, evicting its oldest key itself. */
+  #mapOnly = false
   #small: Map<string, V> | undefined = new Map()
   /** The most recently used key of #small: a hit on it needs no move. */
   #last: string | undefined
   #lru: LRUCache<string, V> | undefined
 
-  constructor (max: number, onEvict: (value: V) => void) {
+  /** `onLoadError` hears once that lru-cache could not be loaded (a broken install or bundle). */
+  constructor (max: number, onEvict: (value: V) => void, onLoadError: (error: unknown) => void = () => {}) {
     this.#max = max
     this.#onEvict = onEvict
+    this.#onLoadError = onLoadError
   }
 
   get size (): number {
@@ -53,7 +58,18 @@ export class BucketCache<V extends {}> {
       this.#last = key
       return
     }
-    this.#large().set(key, value)
+    const lru = this.#large()
+    if (lru !== undefined) return void lru.set(key, value)
+    const map = small as Map<string, V>
+    if (map.size >= this.#max) {
+      // Recency order: the first key is the least recently used.
+      const oldest = map.keys().next().value as string
+      const evicted = map.get(oldest) as V
+      map.delete(oldest)
+      this.#onEvict(evicted)
+    }
+    map.set(key, value)
+    this.#last = key
   }
 
   values (): IterableIterator<V> {
@@ -69,10 +85,18 @@ export class BucketCache<V extends {}> {
     }
   }
 
-  #large (): LRUCache<string, V> {
-    if (this.#lru === undefined) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { LRUCache } = require('lru-cache') as typeof import('lru-cache')
+  #large (): LRUCache<string, V> | undefined {
+    if (this.#lru === undefined && !this.#mapOnly) {
+      let LRUCache: typeof import('lru-cache').LRUCache
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        LRUCache = (require('lru-cache') as typeof import('lru-cache')).LRUCache
+      } catch (err) {
+        // A bundle or install without lru-cache must not cost the calls: the Map does the same job.
+        this.#mapOnly = true
+        this.#onLoadError(err)
+        return undefined
+      }
       this.#lru = new LRUCache<string, V>({
         max: this.#max,
         // dispose, not disposeAfter (which queues and costs twice as much per eviction):

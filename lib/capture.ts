@@ -1,4 +1,5 @@
-import * as validators from './generated/validators'
+// Named imports: `import * as` compiles to CommonJS as a getter per export, read on every call.
+import { account, accountIdentifyCall, identifyCall, pageView, person, trackEvent } from './generated/validators'
 import type { Validator } from './generated/validators'
 import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
@@ -118,7 +119,7 @@ export class Capturer {
     const properties = absent(call.properties) ? undefined : call.properties
     const messageId = absent(call.message_id) ? undefined : call.message_id
     const item = { type: 'page', name, properties, message_id: messageId, sent_at: sentAt }
-    if (!validators.pageView(item)) fail(c, validators.pageView.errors, item, PERSON_FIELDS)
+    if (!pageView(item)) fail(c, pageView.errors, item, PERSON_FIELDS)
     const json = this.#messageIdHead(messageId) + ',"type":"page"' +
       (name === undefined ? '' : ',"name":' + JSON.stringify(name)) +
       ',"properties":' + this.#object(c, 'properties', properties) +
@@ -130,7 +131,7 @@ export class Capturer {
     const c = 'identify'
     this.#checkObject(c, call)
     const [key, primary, secondary] = this.#person(c, call)
-    return this.#identify(c, call, validators.identifyCall, key, primary, secondary)
+    return this.#identify(c, call, identifyCall, key, primary, secondary)
   }
 
   trackAccount (call: AccountTrackCall): Captured {
@@ -144,7 +145,7 @@ export class Capturer {
     const c = 'identifyAccount'
     this.#checkObject(c, call)
     const [key, primary, secondary] = this.#account(c, call)
-    return this.#identify(c, call, validators.accountIdentifyCall, key, primary, secondary)
+    return this.#identify(c, call, accountIdentifyCall, key, primary, secondary)
   }
 
   #event (c: CallName, call: TrackCall | AccountTrackCall, key: string, primary?: string, secondary?: string): Captured {
@@ -152,7 +153,7 @@ export class Capturer {
     const properties = absent(call.properties) ? undefined : call.properties
     const messageId = absent(call.message_id) ? undefined : call.message_id
     const item = { type: 'track', event: call.event, properties, message_id: messageId, sent_at: sentAt }
-    if (!validators.trackEvent(item)) fail(c, validators.trackEvent.errors, item, PERSON_FIELDS)
+    if (!trackEvent(item)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
     const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(call.event) +
       ',"properties":' + this.#object(c, 'properties', properties) +
       ',"sent_at":' + this.#stamp(sentAt) + '}'
@@ -178,7 +179,7 @@ export class Capturer {
     const profileId = absent(call.profile_id) ? undefined : call.profile_id
     const email = absent(call.email) ? undefined : call.email
     const ids = { profile_id: profileId, email }
-    if (!validators.person(ids)) fail(c, validators.person.errors, ids, PERSON_FIELDS)
+    if (!person(ids)) fail(c, person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
       // toLowerCase() copies even a lower-case id, and the copy is held as the bucket's key.
       const id = CAPITAL_HEX.test(profileId) ? profileId.toLowerCase() : profileId
@@ -192,7 +193,7 @@ export class Capturer {
     if (typeof domain === 'string') domain = normalizeDomain(domain)
     const accountId = absent(call.account_id) ? undefined : call.account_id
     const ids = { domain, account_id: accountId }
-    if (!validators.account(ids)) fail(c, validators.account.errors, ids, ACCOUNT_FIELDS)
+    if (!account(ids)) fail(c, account.errors, ids, ACCOUNT_FIELDS)
     if (domain !== undefined) return [domain, domain, accountId]
     return [secondaryKey(accountId as string), undefined, accountId]
   }

@@ -1,5 +1,5 @@
 import { ConfigError } from './errors'
-import * as validators from './generated/validators'
+import { person } from './generated/validators'
 
 /** The cookie the Koala pixel reads and writes: the visitor's profile_id. */
 export const KO_ID = 'ko_id'
@@ -71,7 +71,7 @@ export function resolveCookieOptions (input: CookieOptions = {}): ResolvedCookie
  * the nil or max UUID, which would merge strangers.
  */
 export function isValidKoId (value: string): boolean {
-  return validators.person({ profile_id: value }) && !/^[0-]+$/.test(value) && !/^[f-]+$/i.test(value)
+  return person({ profile_id: value }) && !/^[0-]+$/.test(value) && !/^[f-]+$/i.test(value)
 }
 
 /**

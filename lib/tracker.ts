@@ -178,9 +178,15 @@ export class Tracker {
         }
         if (c !== undefined) {
           if (this.#budget.tryTake(c.bytes)) {
+            try {
+              this.#batcher.add(route, c)
+            } catch (err) {
+              // The batcher throws before it holds the item: give its room back, or it is never freed.
+              this.#budget.release(1, c.bytes)
+              throw err
+            }
             route.counters.accepted++
             route.counters.bufferedItems++
-            this.#batcher.add(route, c)
           } else {
             this.#drop(name, route, 'queue_full', new RefusedError(name, 'queue_full'))
           }
