@@ -67,7 +67,12 @@ describe('resolveCookieOptions names the bad option', () => {
     [{ sameSite: 'none', secure: 'auto' }, 'cookie.sameSite'],
     [{ secure: 'yes' as unknown as boolean }, 'cookie.secure'],
     [{ path: 'app' }, 'cookie.path'],
-    [{ path: '/a;b' }, 'cookie.path']
+    [{ path: '/a;b' }, 'cookie.path'],
+    // Node refuses a header above \xff: accepted here, each new visitor's request would fail.
+    [{ path: '/€' }, 'cookie.path'],
+    [{ path: '/caf\u00e9' }, 'cookie.path'],
+    [{ sameSite: 'constructor' as 'lax' }, 'cookie.sameSite'],
+    [{ sameSite: '__proto__' as 'lax' }, 'cookie.sameSite']
   ])('%j', (options, option) => {
     const err = (() => { try { resolveCookieOptions(options); return undefined } catch (e) { return e } })()
     expect(err).toBeInstanceOf(ConfigError)

@@ -44,6 +44,14 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       req.koala.identify({ traits: { plan: 'pro' } })
       res.end()
     })
+    a.get('/raw', (req, res) => { // no res.json(): it would set headers, and these may have been sent
+      req.koala.track('Raw')
+      res.end(JSON.stringify({ profileId: req.koala.profileId, isNew: req.koala.isNew }))
+    })
+    a.post('/identify-blank', (req, res) => {
+      req.koala.identify({ email: '', traits: { plan: 'free' } }) // an empty form field
+      res.end()
+    })
     a.get('/hostile-page', (req, res) => {
       const hostile = { get title (): string { throw new Error('lazy field failed') } }
       req.koala.page('Hostile', hostile)
@@ -111,6 +119,39 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(r.setCookie).toEqual([expect.stringMatching(/^session=abc;/), `ko_id=${id}; Max-Age=86400; Path=/app; Domain=.example.com; SameSite=Strict; Secure`])
     })
 
+    test('a response already begun: no cookie and one warning; the request is served and calls still work', async () => {
+      const logger = memoryLogger()
+      await start({ logger }, (a) => a.use((req, res, next) => {
+        if (req.headers['x-early'] === '1') res.writeHead(200, { 'content-type': 'application/json' })
+        next()
+      }))
+      for (let i = 0; i < 2; i++) {
+        const r = await app.get('/raw', { 'x-early': '1' })
+        expect([r.status, r.setCookie, JSON.parse(r.body)]).toEqual([200, [], { profileId: expect.stringMatching(UUID_V4), isNew: true }])
+      }
+      await h.tracker.flush()
+      expect(h.collector.received.flatMap(r => r.body.events)).toEqual([expect.objectContaining({ event: 'Raw' }), expect.objectContaining({ event: 'Raw' })])
+      expect(logger.lines.map(l => [l.level, l.msg])).toEqual([['warn', expect.stringContaining('the ko_id cookie was not set')]])
+    })
+
+    test('a response that refuses the Set-Cookie header does not fail the request; it is logged once', async () => {
+      const logger = memoryLogger()
+      await start({ logger }, (a) => a.use((_req, res, next) => {
+        const setHeader = res.setHeader.bind(res)
+        res.setHeader = (name: string, value: string | number | readonly string[]) => {
+          if (name.toLowerCase() === 'set-cookie') throw new TypeError('refused by a proxy library')
+          return setHeader(name, value)
+        }
+        next()
+      }))
+      for (let i = 0; i < 2; i++) {
+        const r = await app.get('/whoami')
+        expect(r.status).toBe(200)
+        expect(JSON.parse(r.body)).toEqual({ profileId: expect.stringMatching(UUID_V4), isNew: true })
+      }
+      expect(logger.lines.map(l => [l.level, l.msg])).toEqual([['warn', expect.stringContaining('the ko_id cookie could not be set')]])
+    })
+
     test('secure: auto sets Secure on HTTPS requests only, as Express sees them (trust proxy)', async () => {
       await start({}, (a) => a.set('trust proxy', 'loopback'))
       const plain = await app.get('/whoami')
@@ -172,6 +213,33 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       expect(h.collector.received.map(r => r.body)).toEqual([expect.objectContaining({ profile_id: blank })])
       expect(h.collector.received[0].body).not.toHaveProperty('email')
       expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'email' })])
+    })
+
+    test('identify() with a blank email asks the resolver, as without one', async () => {
+      await start({ resolveEmail: (req: Request) => req.user?.email })
+      const id = person()
+      await app.post('/identify-blank', { cookie: `ko_id=${id}`, 'x-user': 'ada@example.com' })
+      await app.post('/identify-blank', { cookie: `ko_id=${person()}` })
+      await h.tracker.flush()
+      expect(h.errors).toEqual([])
+      const bodies = new Map(h.collector.received.map(r => [r.body.profile_id, r.body]))
+      expect(bodies.get(id)).toMatchObject({ email: 'ada@example.com', identifies: [{ traits: { plan: 'free' } }] })
+      expect(h.collector.received).toHaveLength(2)
+    })
+
+    test('a resolver that returns a Promise: its rejection is caught, the event goes without an email, one warning is logged', async () => {
+      const logger = memoryLogger()
+      const handlers: unknown[] = []
+      // A thenable that records whether anyone handles its rejection: an unhandled one would end the process.
+      const pending = { then (_ok: unknown, fail: unknown) { handlers.push(fail) } }
+      await start({ logger, resolveEmail: () => pending as never })
+      const id = person()
+      for (let i = 0; i < 2; i++) expect((await app.post('/event/Viewed', { cookie: `ko_id=${id}` })).status).toBe(200)
+      await h.tracker.flush()
+      expect(handlers).toEqual([expect.any(Function), expect.any(Function)])
+      expect(h.collector.received[0].body).toMatchObject({ profile_id: id, events: [{}, {}] })
+      expect(h.collector.received[0].body).not.toHaveProperty('email')
+      expect(logger.lines.filter(l => l.level === 'warn').map(l => l.msg)).toEqual([expect.stringContaining('resolveEmail returned a Promise')])
     })
 
     test('a resolver that throws is contained: the event goes without an email and one warning is logged', async () => {

@@ -217,6 +217,11 @@ test.each<[ShutdownOptions, string]>([
   [{ server: {} as never }, 'server'],
   [{ tracker: { end () {} } as never }, 'tracker'],
   [{ signals: ['TERM' as NodeJS.Signals] }, 'signals'],
+  [{ signals: ['SIGTREM' as NodeJS.Signals] }, 'signals'], // would never fire
+  [{ signals: ['SIGTERM', 'SIGKILL'] }, 'signals'], // cannot be caught: listening throws
+  [{ signals: ['SIGSTOP'] }, 'signals'],
+  [{ signals: ['toString' as NodeJS.Signals] }, 'signals'],
+  [{ server: { close () {}, on () {} } as never }, 'server'], // the hook could not be removed from it
   [{ exit: 0 as never }, 'exit'],
   [{ logger: console.log as never }, 'logger'],
   [{ clock: { now: () => 0 } as never }, 'clock'],
@@ -258,4 +263,35 @@ test('a server whose close() throws is reported, and the trackers are still clos
   expect(tracker.calls).toBe(1)
   expect(clock.pending()).toEqual([]) // no deadline timer left to hold the process
   expect(logger.lines).toEqual([expect.objectContaining({ level: 'error', msg: expect.stringContaining('closing a server failed') })])
+})
+
+test('a signal that cannot be listened for is a ConfigError, and nothing stays installed', async () => {
+  class Refusing extends FakeProcess {
+    on (event: string | symbol, listener: (...args: any[]) => void): this {
+      if (event === 'SIGINT') throw new Error('uv_signal_start EINVAL')
+      return super.on(event, listener)
+    }
+  }
+  const refusing = new Refusing()
+  const { server } = await serve((_req, res) => res.end())
+  const before = server.listenerCount('request')
+  expect(() => gracefulShutdown({ ...base, process: refusing, server })).toThrow(expect.objectContaining({
+    code: 'KOALA_ERR_INVALID_OPTION', option: 'signals', message: expect.stringContaining('uv_signal_start EINVAL')
+  }))
+  expect([refusing.listenerCount('SIGTERM'), server.listenerCount('request')]).toEqual([0, before])
+  // Nothing half-made was kept: a corrected call installs one hook.
+  gracefulShutdown({ ...base, process: refusing, server, signals: ['SIGTERM'] })
+  expect([refusing.listenerCount('SIGTERM'), server.listenerCount('request')]).toEqual([1, before + 1])
+})
+
+test('a server that will not let go of its listener still lets the process exit by the signal; it is logged', async () => {
+  const logger = memoryLogger()
+  const tracker = spyTracker()
+  const stubborn = { on () {}, removeListener () { throw new Error('frozen emitter') }, close (cb: () => void) { setImmediate(cb) } }
+  gracefulShutdown({ ...base, server: stubborn, tracker, logger })
+  proc.signal('SIGTERM')
+  expect(await exited).toBe('SIGTERM')
+  expect(tracker.calls).toBe(1)
+  expect(proc.listenerCount('SIGTERM')).toBe(0)
+  expect(logger.lines).toEqual([expect.objectContaining({ level: 'warn', msg: expect.stringContaining('removing the shutdown hook from a server failed') })])
 })

@@ -35,8 +35,8 @@ export interface ResolvedCookie {
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?'
 const DOMAIN = new RegExp(`^\\.?${LABEL}(?:\\.${LABEL})*$`, 'i')
-// eslint-disable-next-line no-control-regex
-const PATH = /^\/[^\x00-\x20\x7f;,]*$/
+/** Printable ASCII but `;` and `,` (RFC 6265's path-value): Node refuses a header above \xff, at request time. */
+const PATH = /^\/[\x21-\x2b\x2d-\x3a\x3c-\x7e]*$/
 const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
 
 /** Checks cookie options once, at start-up; throws a ConfigError naming the option. */
@@ -51,7 +51,9 @@ export function resolveCookieOptions (input: CookieOptions = {}): ResolvedCookie
     throw new ConfigError('cookie.maxAgeMs', `must be an integer between 1000 and ${MAX_AGE_LIMIT_MS} (400 days, the browsers' cap), got ${String(maxAgeMs)}`)
   }
   const sameSiteInput = input.sameSite ?? COOKIE_DEFAULTS.sameSite
-  const sameSite = typeof sameSiteInput === 'string' ? SAME_SITE[sameSiteInput.toLowerCase() as keyof typeof SAME_SITE] : undefined
+  const key = typeof sameSiteInput === 'string' ? sameSiteInput.toLowerCase() : ''
+  // Own keys only: 'constructor' is a key of every object.
+  const sameSite = Object.hasOwn(SAME_SITE, key) ? SAME_SITE[key as keyof typeof SAME_SITE] : undefined
   if (sameSite === undefined) throw new ConfigError('cookie.sameSite', `must be 'lax', 'strict' or 'none', got ${JSON.stringify(sameSiteInput)}`)
   const secure = input.secure ?? COOKIE_DEFAULTS.secure
   if (secure !== true && secure !== false && secure !== 'auto') {
@@ -61,7 +63,7 @@ export function resolveCookieOptions (input: CookieOptions = {}): ResolvedCookie
     throw new ConfigError('cookie.sameSite', "'none' needs secure: true (browsers drop SameSite=None cookies without Secure)")
   }
   const path = input.path ?? COOKIE_DEFAULTS.path
-  if (typeof path !== 'string' || !PATH.test(path)) throw new ConfigError('cookie.path', `must start with / and hold no spaces, ; or , — got ${JSON.stringify(path)}`)
+  if (typeof path !== 'string' || !PATH.test(path)) throw new ConfigError('cookie.path', `must start with / and hold only printable ASCII, without spaces, ; or , — got ${JSON.stringify(path)}`)
   const attributes = `; Max-Age=${Math.floor(maxAgeMs / 1000)}; Path=${path}` + (domain === undefined ? '' : `; Domain=${domain}`) + `; SameSite=${sameSite}`
   return { attributes, secure }
 }

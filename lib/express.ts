@@ -63,11 +63,16 @@ export function koalaMiddleware (options: KoalaMiddlewareOptions = {}): KoalaMid
   const cookie = resolveCookieOptions(options.cookie)
   const tracker = options.tracker ?? koala
   let reporter: Reporter | undefined
+  const warn = (key: string, err: unknown, message: string): void => {
+    reporter ??= new Reporter(options.logger ?? createDefaultLogger(), systemClock, DEFAULTS.logSummaryIntervalMs)
+    reporter.note(key, 'warn', { err }, message)
+  }
   const hooks: VisitorHooks<Req> = {
     resolveEmail: options.resolveEmail as VisitorHooks<Req>['resolveEmail'],
-    onResolveError: (err) => {
-      reporter ??= new Reporter(options.logger ?? createDefaultLogger(), systemClock, DEFAULTS.logSummaryIntervalMs)
-      reporter.note('resolveEmail', 'warn', { err }, 'koala-tracker: resolveEmail threw; the call was recorded without an email')
+    onResolveError: (err) => { warn('resolveEmail', err, 'koala-tracker: resolveEmail threw; the call was recorded without an email') },
+    onResolvePromise: () => {
+      warn('resolveEmail:promise', undefined, 'koala-tracker: resolveEmail returned a Promise; it must return the email itself, ' +
+        'so the call was recorded without an email')
     }
   }
   return function koalaTracker (request, res, next) {
@@ -77,7 +82,17 @@ export function koalaMiddleware (options: KoalaMiddlewareOptions = {}): KoalaMid
       const isNew = id === undefined
       if (id === undefined) {
         id = randomUUID()
-        if (!res.headersSent) appendSetCookie(res, serializeKoId(id, cookie, cookie.secure === 'auto' ? isSecure(req) : cookie.secure))
+        if (res.headersSent) {
+          warn('cookie:headersSent', undefined, 'koala-tracker: the response had begun before koalaMiddleware ran, so the ko_id cookie ' +
+            'was not set and this visitor gets a new id on the next request; mount it before anything that responds')
+        } else {
+          try {
+            appendSetCookie(res, serializeKoId(id, cookie, cookie.secure === 'auto' ? isSecure(req) : cookie.secure))
+          } catch (err) {
+            // A response object that refuses the header must not fail the request.
+            warn('cookie:set', err, 'koala-tracker: the ko_id cookie could not be set')
+          }
+        }
       }
       const url = typeof req.originalUrl === 'string' ? req.originalUrl : req.url
       req.koala = new Visitor(tracker, id, isNew, req, url, hooks)

@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os'
 import { systemClock, type Clock } from './clock'
 import { ServerDrain, type DrainableServer, type DrainResult } from './drain'
 import { ConfigError } from './errors'
@@ -68,12 +69,16 @@ export const SHUTDOWN_DEFAULTS = Object.freeze({
   drainTimeoutMs: 10_000
 })
 
+const UNCATCHABLE = new Set(['SIGKILL', 'SIGSTOP'])
+
 const toList = <T>(v: T | T[] | undefined): T[] => v === undefined ? [] : Array.isArray(v) ? v : [v]
 
 function check (options: ShutdownOptions): void {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
   for (const s of toList(options.server)) {
-    if (typeof s?.close !== 'function' || typeof s.on !== 'function') throw new ConfigError('server', 'must be an http.Server (or have close() and on())')
+    if (typeof s?.close !== 'function' || typeof s.on !== 'function' || typeof s.removeListener !== 'function') {
+      throw new ConfigError('server', 'must be an http.Server (or have close(), on() and removeListener())')
+    }
   }
   for (const t of toList(options.tracker)) {
     if (typeof t?.close !== 'function') throw new ConfigError('tracker', 'must have a close() method (a Tracker or koala)')
@@ -84,8 +89,14 @@ function check (options: ShutdownOptions): void {
       throw new ConfigError(name, `must be an integer between 0 and ${2 ** 31 - 1}, got ${String(v)}`)
     }
   }
-  if (options.signals !== undefined && (!Array.isArray(options.signals) || options.signals.some(s => typeof s !== 'string' || !s.startsWith('SIG')))) {
-    throw new ConfigError('signals', 'must be an array of signal names such as SIGTERM')
+  if (options.signals !== undefined) {
+    if (!Array.isArray(options.signals)) throw new ConfigError('signals', 'must be an array of signal names such as SIGTERM')
+    for (const s of options.signals as unknown[]) {
+      // A misspelt name would never fire; SIGKILL and SIGSTOP cannot be caught (listening for them throws).
+      if (typeof s !== 'string' || !Object.hasOwn(osConstants.signals, s) || UNCATCHABLE.has(s)) {
+        throw new ConfigError('signals', `must be signal names this platform can catch, such as SIGTERM; got ${JSON.stringify(s)}`)
+      }
+    }
   }
   if (options.exit !== undefined && typeof options.exit !== 'function') throw new ConfigError('exit', 'must be a function')
   checkLogger(options.logger)
@@ -122,7 +133,18 @@ class Hook implements ShutdownHook {
     const logger = options.logger !== undefined ? childLogger(options.logger) : createDefaultLogger()
     this.#reporter = new Reporter(logger, this.#clock, DEFAULTS.logSummaryIntervalMs)
     this.add(options)
-    for (const s of this.#signals) source.on(s, this.#onSignal)
+    const listening: NodeJS.Signals[] = []
+    try {
+      for (const s of this.#signals) {
+        source.on(s, this.#onSignal)
+        listening.push(s)
+      }
+    } catch (err) {
+      // Nothing stays installed by a hook that was never returned: no one could dispose of it.
+      for (const s of listening) source.removeListener(s, this.#onSignal)
+      for (const d of this.#drains) d.dispose()
+      throw new ConfigError('signals', `could not be listened for: ${err instanceof Error ? err.message : String(err)}`)
+    }
   }
 
   get shuttingDown (): boolean { return this.#running !== undefined }
@@ -206,7 +228,14 @@ class Hook implements ShutdownHook {
     if (this.#disposed) return
     this.#disposed = true
     for (const s of this.#signals) this.#source.removeListener(s, this.#onSignal)
-    for (const d of this.#drains) d.dispose()
+    for (const d of this.#drains) {
+      // One server that will not let go must not keep the process from ending by the signal.
+      try {
+        d.dispose()
+      } catch (err) {
+        this.#reporter.note('server', 'warn', { err }, 'koala-tracker: removing the shutdown hook from a server failed')
+      }
+    }
     hooks().delete(this.#source)
   }
 }

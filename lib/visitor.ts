@@ -14,7 +14,7 @@ export interface CallOptions {
 }
 
 export interface VisitorIdentify {
-  /** Default: the middleware's resolveEmail(req). */
+  /** Default: the middleware's resolveEmail(req), also when this is blank (an empty form field). */
   email?: string | null
   traits?: JsonObject | null
   sent_at?: string | Date | null
@@ -24,7 +24,7 @@ export interface VisitorIdentify {
 export interface KoalaVisitor {
   /** The visitor's ko_id, as read from the cookie or minted for this request. */
   readonly profileId: string
-  /** Whether this request minted the ko_id (and set the cookie). */
+  /** Whether this request minted the ko_id (and set the cookie, unless the response had already begun: that is logged). */
   readonly isNew: boolean
   /** Records a custom event, e.g. `track('Signed Up', { plan: 'pro' })`. */
   track(event: string, properties?: JsonObject | null, options?: CallOptions): void
@@ -39,7 +39,11 @@ export interface VisitorHooks<Req> {
   resolveEmail: ((req: Req) => unknown) | undefined
   /** Called when resolveEmail throws; the call then goes without an email. */
   onResolveError: (err: unknown) => void
+  /** Called when resolveEmail returns a Promise (it must be synchronous); the call goes without an email. */
+  onResolvePromise: () => void
 }
+
+const blank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '')
 
 const isPlainObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -68,7 +72,9 @@ export class Visitor<Req> implements KoalaVisitor {
   }
 
   identify (call?: VisitorIdentify): void {
-    const email = call?.email ?? this.#email()
+    // A blank email (an empty form field) is no email: resolveEmail is asked, as when none is given.
+    const given = call?.email
+    const email = blank(given) ? this.#email() : given
     this.#tracker.identify({ profile_id: this.profileId, email, traits: call?.traits, sent_at: call?.sent_at })
   }
 
@@ -91,7 +97,13 @@ export class Visitor<Req> implements KoalaVisitor {
     if (resolve === undefined) return undefined
     try {
       const email = resolve(this.#req)
-      return typeof email === 'string' && email.trim() !== '' ? email : undefined
+      if (typeof email === 'string') return email.trim() !== '' ? email : undefined
+      if (typeof (email as PromiseLike<unknown> | null)?.then === 'function') {
+        // Nobody else holds this promise: its rejection would crash the process.
+        (email as PromiseLike<unknown>).then(undefined, () => {})
+        this.#hooks.onResolvePromise()
+      }
+      return undefined
     } catch (err) {
       this.#hooks.onResolveError(err)
       return undefined
