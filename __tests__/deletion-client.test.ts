@@ -131,20 +131,21 @@ describe('retries follow the tracker\'s rules', () => {
     h = await deletionHarness({}, { deletion: { pollsUntilCompleted: 1 }, fault: req => req.method === 'GET' ? getFaults.shift() : undefined })
     const { submitted } = await h.client.requestDeletion(['ada@example.com'])
     const id = submitted[0].id
-    getFaults.push({ status: 503 }, { kind: 'reset' }, { status: 429, headers: { 'retry-after': '2' } })
+    // Retry-After lengthens the third wait (its backoff: 3000 ms); it would never shorten it.
+    getFaults.push({ status: 503 }, { kind: 'reset' }, { status: 429, headers: { 'retry-after': '5' } })
     const events: DeletionProgress[] = []
     const { value, jumps } = await h.drive(h.client.waitForCompletion([id], { onProgress: e => events.push(e) }))
-    expect(jumps).toEqual([750, 1500, 2000])
+    expect(jumps).toEqual([750, 1500, 5000])
     expect(events.filter(e => e.type === 'retry')).toEqual([
       expect.objectContaining({ method: 'GET', id, attempt: 1, delayMs: 750, status: 503, detail: 'HTTP 503' }),
       expect.objectContaining({ method: 'GET', id, attempt: 2, delayMs: 1500, status: undefined }),
-      expect.objectContaining({ method: 'GET', id, attempt: 3, delayMs: 2000, status: 429, detail: 'HTTP 429' })
+      expect.objectContaining({ method: 'GET', id, attempt: 3, delayMs: 5000, status: 429, detail: 'HTTP 429' })
     ])
     expect(value.completed.map(c => c.id)).toEqual([id])
     expect(gets(h)).toHaveLength(4)
     // A 429 is worth a warning at once; other single failures only at debug level.
     expect(h.logger.lines.filter(l => l.level === 'warn').map(l => l.msg)).toEqual([
-      `status of deletion request ${id}: attempt 3 failed (HTTP 429); retrying in 2000 ms: Koala asked to slow down (HTTP 429)`
+      `status of deletion request ${id}: attempt 3 failed (HTTP 429); retrying in 5000 ms: Koala asked to slow down (HTTP 429)`
     ])
   })
 

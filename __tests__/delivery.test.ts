@@ -229,6 +229,23 @@ describe('Retry-After and the shared pause', () => {
     expect(h.collector.stats().requests).toBe(3)
   })
 
+  test.each([
+    ['0', () => '0'],
+    ['not a number or an HTTP date', () => '-1'],
+    ['a date already past', (now: number) => new Date(now - 60_000).toUTCString()]
+  ])('a 429 with Retry-After %s does not shorten the backoff, so its attempts are not spent at once', async (_name, value) => {
+    let answers = 0
+    h = await harness(FIXED, {
+      fault: () => ++answers <= 3 ? { status: 429, headers: { 'retry-after': value(Date.UTC(2026, 10, 26, 12, 0, 0)) } } : undefined
+    })
+    const { retries } = record(h)
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    const { value: result } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(result).toMatchObject({ delivered: 1, failed: 0 })
+    expect(retries.map(r => r.delayMs)).toEqual([375, 750, 1500])
+    expect(h.collector.stats().requests).toBe(4)
+  })
+
   test('a 5xx pauses everyone too, and until a success only one request probes', async () => {
     let failing = true
     h = await harness({ random: () => 0.5 }, { fault: () => failing ? { status: 503 } : undefined })
@@ -253,6 +270,26 @@ describe('Retry-After and the shared pause', () => {
 })
 
 describe('backpressure and outages', () => {
+  test('maxRetryDurationMs bounds a batch even while it waits for its turn behind an outage\'s single probe', async () => {
+    const attempts = new Map<string, number[]>()
+    h = await harness({ random: () => 0.5, retryBaseDelayMs: 100, retryMaxDelayMs: 100, maxRetryDurationMs: 1_000, maxAttempts: 1_000 }, {
+      fault: (req) => {
+        const who = (JSON.parse(req.body) as { email: string }).email
+        attempts.set(who, [...attempts.get(who) ?? [], h.clock.now()])
+        return { kind: 'reset' }
+      }
+    })
+    const { failed } = record(h)
+    for (let i = 0; i < 20; i++) h.tracker.track({ email: `p${i}@example.com`, event: 'x' })
+    const { value } = await driveUntil(h.tracker, h.clock, h.tracker.flush(LONG))
+    expect(value).toMatchObject({ delivered: 0, failed: 20, pending: 0 })
+    expect(failed.map(f => f.reason)).toEqual(Array(20).fill('retry_exhausted'))
+    // 20 batches served one per 75 ms pause: each turn comes 1.5 s after the last, past the budget.
+    const spans = [...attempts.values()].map(t => t[t.length - 1] - t[0])
+    expect(Math.max(...spans)).toBeLessThanOrEqual(1_000)
+    expect(h.tracker.stats()).toMatchObject({ failedBy: { retry_exhausted: 20 }, bufferedItems: 0 })
+  })
+
   test('an outage longer than the buffer keeps memory flat, refuses and counts the overflow, then recovery delivers the rest', async () => {
     let down = true
     h = await harness({ maxBufferedItems: 50, random: () => 0.5 }, { fault: () => down ? { kind: 'reset' } : undefined })
@@ -508,12 +545,50 @@ describe('flush() and close()', () => {
     expect(h.collector.stats().requests).toBe(2)
   })
 
-  test('flush() during close() resolves with the close result', async () => {
+  test('flush() during close() waits for the same batches, with its own deadline', async () => {
     h = await harness()
     h.tracker.track({ email: 'a@example.com', event: 'x' })
     const closing = h.tracker.close()
     await expect(h.tracker.flush()).resolves.toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
     await closing
+
+    const hung = await harness({}, { fault: () => ({ kind: 'hang' }) })
+    const tracker = hung.make()
+    try {
+      tracker.track({ email: 'a@example.com', event: 'x' })
+      const closing = tracker.close({ timeoutMs: 3_000 })
+      let closed = false
+      void closing.then(() => { closed = true })
+      const flushed = tracker.flush({ timeoutMs: 100 })
+      hung.clock.advance(100)
+      await expect(flushed).resolves.toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
+      expect(closed).toBe(false)
+      hung.clock.advance(2_900)
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 1, timedOut: true })
+    } finally {
+      await hung.done()
+    }
+  })
+
+  test('close() reaches its deadline under Jest fake timers, which hold setImmediate back', async () => {
+    jest.useFakeTimers()
+    try {
+      const transport = {
+        reusesSignals: true,
+        send: async ({ signal }: { signal: AbortSignal }) => await new Promise<never>((_resolve, reject) => {
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+        }),
+        close: async () => {},
+        destroy: async () => {}
+      }
+      h = await harness({ transport, clock: undefined })
+      h.tracker.track({ email: 'a@example.com', event: 'x' })
+      const closing = h.tracker.close({ timeoutMs: 1_000 })
+      jest.advanceTimersByTime(1_000)
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 1, timedOut: true })
+    } finally {
+      jest.useRealTimers()
+    }
   })
 })
 

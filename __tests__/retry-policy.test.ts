@@ -41,7 +41,12 @@ describe('parseRetryAfter', () => {
     [undefined, undefined], ['', undefined], ['soon', undefined],
     ['0', 0], ['3', 3000], ['1.5', 1500], [' 10 ', 10_000], [['4', '9'], 4000],
     [new Date(NOW + 30_000).toUTCString(), 30_000],
-    [new Date(NOW - 30_000).toUTCString(), 0]
+    [new Date(NOW - 30_000).toUTCString(), 0],
+    // RFC 9110's obsolete forms, which a recipient must still read.
+    ['Sunday, 06-Nov-94 08:49:37 GMT', 0], // 1994: already past
+    ['Sun Nov  6 08:49:37 2044', Date.UTC(2044, 10, 6, 8, 49, 37) - NOW],
+    // Not HTTP dates, though Date.parse reads each as a day in 2001: no Retry-After at all.
+    ['-1', undefined], ['1,2', undefined], ['5, 6', undefined], ['tomorrow', undefined], ['2044-01-01', undefined]
   ])('%j → %j ms', (value, ms) => {
     expect(parseRetryAfter(value as string | undefined, NOW)).toBe(ms)
   })
@@ -55,10 +60,13 @@ describe('retryDelayMs', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8, 20].map(n => retryDelayMs(n, undefined, opts, low))).toEqual([250, 500, 1000, 2000, 4000, 8000, 15_000, 15_000, 15_000])
     expect([1, 2, 3, 7, 20].map(n => retryDelayMs(n, undefined, opts, high))).toEqual([500, 1000, 2000, 30_000, 30_000])
   })
-  test('Retry-After wins, clamped to maxRetryAfterMs', () => {
+  test('Retry-After lengthens the wait, clamped to maxRetryAfterMs, and never shortens the backoff', () => {
     expect(retryDelayMs(1, 5000, opts, () => 0.5)).toBe(5000)
-    expect(retryDelayMs(9, 0, opts, () => 0.5)).toBe(0)
     expect(retryDelayMs(1, 3_600_000, opts, () => 0.5)).toBe(120_000)
+    // 0 (or a date already past) would retry at once, every time: the backoff stands.
+    expect(retryDelayMs(1, 0, opts, () => 0)).toBe(250)
+    expect(retryDelayMs(9, 0, opts, () => 0.5)).toBe(22_500)
+    expect(retryDelayMs(9, 1000, opts, () => 0.5)).toBe(22_500)
   })
 })
 

@@ -267,7 +267,7 @@ test('a server whose close() throws is reported, and the trackers are still clos
 
 test('a signal that cannot be listened for is a ConfigError, and nothing stays installed', async () => {
   class Refusing extends FakeProcess {
-    on (event: string | symbol, listener: (...args: any[]) => void): this {
+    override on (event: string | symbol, listener: (...args: any[]) => void): this {
       if (event === 'SIGINT') throw new Error('uv_signal_start EINVAL')
       return super.on(event, listener)
     }

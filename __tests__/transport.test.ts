@@ -89,6 +89,17 @@ test('once the status has arrived it decides: a body that breaks off leaves the 
   await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).resolves.toEqual(expect.objectContaining({ status: 200, body: '' }))
 })
 
+test('an informational 1xx is not the answer: a break after it rejects as a network error, a deadline as the abort', async () => {
+  answer = (req, res) => { res.writeEarlyHints({ link: '</a.css>; rel=preload' }, () => req.socket.destroy()) }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).rejects.toMatchObject({ code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/) })
+  const deadline = new AbortController()
+  const why = new Error('deadline')
+  answer = (_req, res) => { res.writeProcessing(); deadline.abort(why) }
+  await expect(transport.send({ path: '/b', body: '{}', signal: deadline.signal })).rejects.toBe(why)
+  answer = (_req, res) => { res.writeEarlyHints({ link: '</b.css>; rel=preload' }, () => res.writeHead(201).end()) }
+  await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).resolves.toMatchObject({ status: 201 })
+})
+
 test('a connection that breaks before any answer rejects with the network error', async () => {
   answer = (req) => { req.socket.destroy() }
   await expect(transport.send({ path: '/b', body: '{}', signal: new AbortController().signal })).rejects.toMatchObject({ code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/) })

@@ -21,6 +21,8 @@ export interface Batch {
   seq: number
   /** Aborts the attempt in flight. */
   abort: AbortController | undefined
+  /** The latest attempt, settled once its outcome is handled (close() waits for aborted ones). */
+  attempt: Promise<void> | undefined
 }
 
 /** A list that holds one item is the item itself (see Bucket). */
@@ -48,7 +50,8 @@ export function toBatch (t: Taken): Batch {
     firstAttemptAt: Number.NaN,
     settled: false,
     seq: 0,
-    abort: undefined
+    abort: undefined,
+    attempt: undefined
   }
 }
 

@@ -59,13 +59,27 @@ export function describeError (error: unknown): string {
   return String(error)
 }
 
-/** Retry-After as delta-seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+const TIME = '\\d{2}:\\d{2}:\\d{2}'
+/** RFC 9110's three HTTP-date forms: IMF-fixdate, RFC 850 and asctime (the last in UTC, without saying so). */
+const IMF_FIXDATE = new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT$`)
+const RFC_850 = new RegExp(`^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT$`)
+const ASCTIME = new RegExp(`^${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4}$`)
+
+/**
+ * Retry-After as delta-seconds or an HTTP date, in ms from now; undefined when
+ * absent or not one of those forms. Date.parse alone would read "-1" or "1,2"
+ * as dates in 2001, that is, as "retry now".
+ */
 export function parseRetryAfter (value: string | string[] | undefined, nowMs: number): number | undefined {
   const raw = Array.isArray(value) ? value[0] : value
   if (raw === undefined) return undefined
   const text = raw.trim()
   if (/^\d+(?:\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
-  const at = Date.parse(text)
+  let at = Number.NaN
+  if (IMF_FIXDATE.test(text) || RFC_850.test(text)) at = Date.parse(text)
+  else if (ASCTIME.test(text)) at = Date.parse(`${text} GMT`)
   if (Number.isNaN(at)) return undefined
   return Math.max(0, at - nowMs)
 }
@@ -80,12 +94,15 @@ export interface BackoffOptions {
  * Wait before the next attempt after `failures` consecutive failures:
  * exponential, capped, with "equal jitter" (half fixed, half random) so
  * many trackers that failed together do not retry together. A Retry-After,
- * when given, is used as is, clamped to maxRetryAfterMs.
+ * when given, lengthens the wait (clamped to maxRetryAfterMs) but never
+ * shortens it: `Retry-After: 0`, or a date already past, on every answer
+ * would otherwise spend every attempt in a few milliseconds and drop the batch.
  */
 export function retryDelayMs (failures: number, retryAfterMs: number | undefined, opts: BackoffOptions, random: () => number): number {
-  if (retryAfterMs !== undefined) return Math.min(Math.max(0, retryAfterMs), opts.maxRetryAfterMs)
   const exp = Math.min(opts.retryMaxDelayMs, opts.retryBaseDelayMs * 2 ** Math.min(Math.max(failures - 1, 0), 30))
-  return Math.round(exp / 2 + random() * (exp / 2))
+  const backoff = Math.round(exp / 2 + random() * (exp / 2))
+  if (retryAfterMs === undefined) return backoff
+  return Math.max(backoff, Math.min(Math.max(0, retryAfterMs), opts.maxRetryAfterMs))
 }
 
 export interface BudgetOptions {

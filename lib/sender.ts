@@ -129,7 +129,9 @@ export class Sender {
     const before = count()
     for (const b of waiting) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
     for (const b of flying) b.abort?.abort(CLOSE_DEADLINE)
-    await new Promise(resolve => setImmediate(resolve))
+    // The built-in transport settles an aborted attempt at once; waiting for the attempts themselves,
+    // not only for a turn, lets close() finish under fake timers, which hold setImmediate back.
+    await Promise.race([Promise.allSettled(flying.map(b => b.attempt)), new Promise(resolve => setImmediate(resolve))])
     for (const b of flying) {
       if (!b.settled) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
     }
@@ -177,7 +179,14 @@ export class Sender {
         this.#ready = this.#ready.slice(this.#head)
         this.#head = 0
       }
-      void this.#attempt(batch)
+      // Its budget was checked when its last attempt failed, but during an outage the queue is served
+      // one probe per pause, and a retried batch may wait far longer than that for its turn.
+      if (batch.attempts > 0 && now - batch.firstAttemptAt > this.#d.opts.maxRetryDurationMs) {
+        this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts: maxRetryDurationMs ` +
+          `(${this.#d.opts.maxRetryDurationMs} ms) passed while it waited for its turn`)
+        continue
+      }
+      batch.attempt = this.#attempt(batch)
     }
   }
 

@@ -103,9 +103,7 @@ export class Tracker {
    */
   flush (options?: DeadlineOptions): Promise<FlushResult> {
     try {
-      if (this.#closing !== undefined) {
-        return this.#closing.then(r => ({ delivered: r.delivered, failed: r.failed + r.abandoned, pending: 0, timedOut: r.timedOut }))
-      }
+      // During close() too: close() has sealed every bucket, and this call keeps its own deadline.
       const timeoutMs = this.#deadline('flush', options, this.#opts.flushTimeoutMs)
       this.#batcher.sealAll()
       const c = new Completion(this.#clock, timeoutMs)

@@ -150,6 +150,8 @@ function dispatchOne (dispatcher: Dispatcher, origin: string, req: TransportRequ
       if (signal.aborted) c.abort(abortReason(signal))
     },
     onResponseStart (_c, statusCode, responseHeaders) {
+      // 1xx (103 Early Hints, 102 Processing) is not the answer: a reset or a deadline after it is a network failure.
+      if (statusCode < 200) return
       status = statusCode
       headers = responseHeaders as TransportResponse['headers']
     },
