@@ -84,6 +84,25 @@ test('account_id alone keys its own bucket; with a domain it rides along, and a 
   ])
 })
 
+test('account_ids are matched exactly (an app\'s own ids, where case can matter); emails ignore case', async () => {
+  h = await harness()
+  h.tracker.trackAccount({ account_id: '0015g00000AbCdE', event: 'a' })
+  h.tracker.trackAccount({ account_id: '0015g00000abcde', event: 'b' })
+  h.tracker.trackAccount({ domain: 'acme.com', account_id: 'Acct-1', event: 'c' })
+  h.tracker.trackAccount({ domain: 'acme.com', account_id: 'acct-1', event: 'd' })
+  h.tracker.track({ email: 'Ada@Example.com', event: 'e' })
+  h.tracker.track({ email: 'ada@example.com', event: 'f' })
+  await h.tracker.flush()
+  const bodies = h.collector.received.map(r => r.body as { domain?: string, account_id?: string, email?: string, events: Array<{ event: string }> })
+  expect(bodies.map(b => [b.domain, b.account_id ?? b.email, b.events.map(e => e.event).join('')]).sort((x, y) => String(x[2]).localeCompare(String(y[2])))).toEqual([
+    [undefined, '0015g00000AbCdE', 'a'],
+    [undefined, '0015g00000abcde', 'b'],
+    ['acme.com', 'Acct-1', 'c'],
+    ['acme.com', 'acct-1', 'd'],
+    [undefined, 'Ada@Example.com', 'ef']
+  ])
+})
+
 test('the 30th account event sends at once; the timer sends the rest; no timer is left', async () => {
   h = await harness({ flushIntervalMs: 5_000 })
   const sent = nextEvent(h.tracker, 'sent')

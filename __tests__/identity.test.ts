@@ -13,13 +13,15 @@ test.each([
   expect(normalizeDomain(input)).toBe(out)
 })
 
-test('email keys ignore case and cannot meet a profile_id key', () => {
-  expect(secondaryKey('Ada@Example.com')).toBe(secondaryKey('ada@example.com'))
-  expect(secondaryKey('ada@example.com').startsWith('#')).toBe(true)
+test('email keys ignore case, account_id keys do not, and neither can meet a profile_id key', () => {
+  expect(secondaryKey('Ada@Example.com', true)).toBe(secondaryKey('ada@example.com', true))
+  expect(secondaryKey('ada@example.com', true).startsWith('#')).toBe(true)
+  expect(secondaryKey('0015g00000AbCdE', false)).not.toBe(secondaryKey('0015g00000abcde', false))
 })
 
 test.each([
-  [undefined, 'a@x.io', false], ['a@x.io', undefined, false], ['a@x.io', 'A@X.io', false], ['a@x.io', 'b@x.io', true]
-])('conflicts(%j, %j) is %s', (held, incoming, out) => {
-  expect(conflicts(held, incoming)).toBe(out)
+  [undefined, 'a@x.io', true, false], ['a@x.io', undefined, true, false], ['a@x.io', 'A@X.io', true, false], ['a@x.io', 'b@x.io', true, true],
+  ['Acct-1', 'Acct-1', false, false], ['Acct-1', 'acct-1', false, true]
+])('conflicts(%j, %j, caseless %s) is %s', (held, incoming, caseless, out) => {
+  expect(conflicts(held, incoming, caseless)).toBe(out)
 })

@@ -66,7 +66,7 @@ export class Batcher {
     if (bucket === undefined) {
       bucket = new Bucket(c.primary, c.secondary)
       cache.set(c.key, bucket)
-    } else if (conflicts(bucket.secondary, c.secondary)) {
+    } else if (conflicts(bucket.secondary, c.secondary, route.caselessSecondary)) {
       // A second, different email for this profile_id: send what the bucket
       // holds under the first one, so no request names two people.
       this.#seal(route, cache, bucket)

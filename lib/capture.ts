@@ -185,7 +185,7 @@ export class Capturer {
       const id = CAPITAL_HEX.test(profileId) ? profileId.toLowerCase() : profileId
       return [id, id, email]
     }
-    return [secondaryKey(email as string), undefined, email]
+    return [secondaryKey(email as string, true), undefined, email]
   }
 
   #account (c: CallName, call: AccountFields): [key: string, primary: string | undefined, secondary: string | undefined] {
@@ -195,7 +195,7 @@ export class Capturer {
     const ids = { domain, account_id: accountId }
     if (!account(ids)) fail(c, account.errors, ids, ACCOUNT_FIELDS)
     if (domain !== undefined) return [domain, domain, accountId]
-    return [secondaryKey(accountId as string), undefined, accountId]
+    return [secondaryKey(accountId as string, false), undefined, accountId]
   }
 
   #sentAt (c: CallName, value: unknown): string | undefined {

@@ -9,10 +9,11 @@ import { domainToASCII } from 'node:url'
  *   profile_id key). Such a bucket is separate from any profile_id bucket with
  *   the same email; Koala merges them on its side.
  * Accounts follow the same rule with domain in place of profile_id and
- * account_id in place of email.
+ * account_id in place of email, except that an account_id is matched exactly:
+ * it is the app's own id (a Salesforce id, say), where case can matter.
  */
-export function secondaryKey (secondary: string): string {
-  return '#' + secondary.toLowerCase()
+export function secondaryKey (secondary: string, caseless: boolean): string {
+  return '#' + (caseless ? secondary.toLowerCase() : secondary)
 }
 
 /**
@@ -20,8 +21,8 @@ export function secondaryKey (secondary: string): string {
  * bucket already holds: the bucket must then be sent before the call is added,
  * so one request never names two people.
  */
-export function conflicts (held: string | undefined, incoming: string | undefined): boolean {
-  return held !== undefined && incoming !== undefined && held !== incoming && held.toLowerCase() !== incoming.toLowerCase()
+export function conflicts (held: string | undefined, incoming: string | undefined, caseless: boolean): boolean {
+  return held !== undefined && incoming !== undefined && held !== incoming && (!caseless || held.toLowerCase() !== incoming.toLowerCase())
 }
 
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//

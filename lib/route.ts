@@ -9,6 +9,8 @@ export interface Route {
   /** Body field for Captured.primary / .secondary. */
   readonly primaryField: 'profile_id' | 'domain'
   readonly secondaryField: 'email' | 'account_id'
+  /** Emails match whatever their case; account_ids exactly (see identity.ts). */
+  readonly caselessSecondary: boolean
   readonly counters: RouteCounters
 }
 
@@ -19,6 +21,7 @@ export function createRoutes (projectPath: string): { profiles: Route, accounts:
       path: projectPath + PROFILE_BATCH_PATH,
       primaryField: 'profile_id',
       secondaryField: 'email',
+      caselessSecondary: true,
       counters: new RouteCounters()
     },
     accounts: {
@@ -26,6 +29,7 @@ export function createRoutes (projectPath: string): { profiles: Route, accounts:
       path: projectPath + ACCOUNT_BATCH_PATH,
       primaryField: 'domain',
       secondaryField: 'account_id',
+      caselessSecondary: false,
       counters: new RouteCounters()
     }
   }
