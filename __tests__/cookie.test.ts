@@ -47,10 +47,14 @@ describe('serializeKoId', () => {
     for (const sameSite of ['lax', 'strict', 'none'] as const) {
       for (const secure of [true, false, 'auto'] as const) {
         if (sameSite === 'none' && secure !== true) continue
-        const c = resolveCookieOptions({ sameSite, secure, domain: '.example.com', httpOnly: true } as CookieOptions)
+        const c = resolveCookieOptions({ sameSite, secure, domain: '.example.com' })
         expect(serializeKoId(ID, c, secure === true).toLowerCase()).not.toContain('httponly')
       }
     }
+    // Asking for it is a mistake worth saying so, not something to ignore.
+    expect(() => resolveCookieOptions({ httpOnly: true } as CookieOptions)).toThrow(expect.objectContaining({
+      option: 'cookie.httpOnly', message: expect.stringContaining('the Koala pixel reads it from JavaScript')
+    }))
   })
 })
 
@@ -72,7 +76,9 @@ describe('resolveCookieOptions names the bad option', () => {
     [{ path: '/€' }, 'cookie.path'],
     [{ path: '/caf\u00e9' }, 'cookie.path'],
     [{ sameSite: 'constructor' as 'lax' }, 'cookie.sameSite'],
-    [{ sameSite: '__proto__' as 'lax' }, 'cookie.sameSite']
+    [{ sameSite: '__proto__' as 'lax' }, 'cookie.sameSite'],
+    [{ maxAge: 1000 } as CookieOptions, 'cookie.maxAge'],
+    [{ domian: '.example.com' } as CookieOptions, 'cookie.domian']
   ])('%j', (options, option) => {
     const err = (() => { try { resolveCookieOptions(options); return undefined } catch (e) { return e } })()
     expect(err).toBeInstanceOf(ConfigError)

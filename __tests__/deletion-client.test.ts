@@ -375,5 +375,6 @@ describe('options', () => {
     expect(() => createDeletionClient({ secretKey: 'sk_x', pollIntervalMs: 0 })).toThrow('pollIntervalMs must be between 1 and 2147483647, got 0')
     expect(() => createDeletionClient({ secretKey: 'sk_x', maxAttempts: 1.5 })).toThrow('maxAttempts must be an integer, got 1.5')
     expect(() => createDeletionClient({ secretKey: 'sk_x', transport: {} as never })).toThrow('transport must have a request() method')
+    expect(() => createDeletionClient({ secretKey: 'sk_x', pollIntervalMS: 10 } as never)).toThrow('pollIntervalMS is not an option (did you mean pollIntervalMs?)')
   })
 })

@@ -300,7 +300,8 @@ test.each<[string, unknown, string]>([
   ['a tracker without page()', { tracker: { track () {}, identify () {} } }, 'tracker'],
   ['a resolveEmail that is not a function', { resolveEmail: 'user.email' }, 'resolveEmail'],
   ['a logger without warn()', { logger: { debug () {}, error () {} } }, 'logger'],
-  ['options that are not an object', null, 'options']
+  ['options that are not an object', null, 'options'],
+  ['a misspelt option', { resolveEmails: () => undefined }, 'resolveEmails']
 ])('koalaMiddleware() with %s is a ConfigError when the app starts, not a failure in every request', (_what, options, option) => {
   expect(() => koalaMiddleware(options as never)).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_OPTION', option }))
 })

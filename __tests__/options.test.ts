@@ -35,7 +35,10 @@ describe('resolveOptions', () => {
     [{ publicKey: 'pk', clock: { now: () => 0 } }, 'clock', 'clock must have now(), setTimeout() and clearTimeout()'],
     [{ publicKey: 'pk', transport: {} }, 'transport', 'transport must have a send() method'],
     [{ publicKey: 'pk', dispatcher: 'nope' }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method'],
-    [{ publicKey: 'pk', dispatcher: null }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method']
+    [{ publicKey: 'pk', dispatcher: null }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method'],
+    // A misspelt option would otherwise leave its default in place without a word.
+    [{ publicKey: 'pk', flushIntervalMS: 1000 }, 'flushIntervalMS', 'flushIntervalMS is not an option (did you mean flushIntervalMs?)'],
+    [{ publicKey: 'pk', timeout: 1000 }, 'timeout', 'timeout is not an option']
   ])('%j is refused with an exact message', (input, option, message) => {
     let caught: unknown
     try { resolveOptions(input as never) } catch (e) { caught = e }

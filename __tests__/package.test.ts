@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCollector, type Collector } from '../lib/collector'
 import { VERSION } from '../lib/version'
@@ -47,6 +48,35 @@ test('the published types resolve for ESM and CommonJS consumers', () => {
   }
   expect(run('types-esm.mts')).toBe('')
   expect(run('types-cjs.cts')).toBe('')
+})
+
+test('the subpath types also resolve for a CommonJS project on the older "node" module resolution (typesVersions)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'koala-node10-'))
+  try {
+    mkdirSync(join(dir, 'node_modules'))
+    symlinkSync(ROOT, join(dir, 'node_modules', 'koala-tracker'), 'dir')
+    writeFileSync(join(dir, 'index.ts'), [
+      "import { createTracker } from 'koala-tracker'",
+      "import { startCollector } from 'koala-tracker/collector'",
+      "import { createDeletionClient } from 'koala-tracker/deletion'",
+      "import { koalaMiddleware } from 'koala-tracker/express'",
+      "import { gracefulShutdown } from 'koala-tracker/shutdown'",
+      "import { koala } from 'koala-tracker/singleton'",
+      'export const all = [createTracker, startCollector, createDeletionClient, koalaMiddleware, gracefulShutdown, koala]',
+      ''
+    ].join('\n'))
+    const tsc = require.resolve('typescript/bin/tsc')
+    let out = ''
+    try {
+      execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'commonjs', '--moduleResolution', 'node10', '--ignoreDeprecations', '5.0',
+        '--target', 'es2022', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), '--skipLibCheck', 'index.ts'], { cwd: dir })
+    } catch (err) {
+      out = String((err as { stdout?: Buffer }).stdout ?? err)
+    }
+    expect(out).toBe('')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 describe('a script that never calls close()', () => {

@@ -222,6 +222,7 @@ test.each<[ShutdownOptions, string]>([
   [{ signals: ['SIGSTOP'] }, 'signals'],
   [{ signals: ['toString' as NodeJS.Signals] }, 'signals'],
   [{ server: { close () {}, on () {} } as never }, 'server'], // the hook could not be removed from it
+  [{ servers: [] } as never, 'servers'], // the server named would never be drained
   [{ exit: 0 as never }, 'exit'],
   [{ logger: console.log as never }, 'logger'],
   [{ clock: { now: () => 0 } as never }, 'clock'],

@@ -1,4 +1,5 @@
 import { ConfigError } from './errors'
+import { checkKnownKeys } from './options'
 import { person } from './generated/validators'
 
 /** The cookie the Koala pixel reads and writes: the visitor's profile_id. */
@@ -42,6 +43,10 @@ const SAME_SITE = { lax: 'Lax', strict: 'Strict', none: 'None' } as const
 /** Checks cookie options once, at start-up; throws a ConfigError naming the option. */
 export function resolveCookieOptions (input: CookieOptions = {}): ResolvedCookie {
   if (typeof input !== 'object' || input === null) throw new ConfigError('cookie', 'must be an object')
+  if (Object.hasOwn(input, 'httpOnly')) {
+    throw new ConfigError('cookie.httpOnly', 'is not an option: ko_id is never HttpOnly, as the Koala pixel reads it from JavaScript')
+  }
+  checkKnownKeys(input, ['domain', 'maxAgeMs', 'sameSite', 'secure', 'path'], 'cookie.')
   const { domain } = input
   if (domain !== undefined && (typeof domain !== 'string' || domain.length > 253 || !DOMAIN.test(domain))) {
     throw new ConfigError('cookie.domain', `must be a host name such as .example.com, got ${JSON.stringify(domain)}`)

@@ -4,7 +4,7 @@ import { DEFAULT_DELETION_BASE_URL, DELETION_REQUESTS_PATH } from './constants'
 import type { DeletionTransport } from './deletion-http'
 import { ConfigError } from './errors'
 import type { LoggerLike } from './logger'
-import { checkClock, checkFunction, checkInt, checkLogger, parseBaseUrl, type NumericKeys, type SharedInjections } from './options'
+import { checkClock, checkFunction, checkInt, checkKnownKeys, checkLogger, parseBaseUrl, SHARED_INJECTION_NAMES, type NumericKeys, type SharedInjections } from './options'
 
 /** Options for createDeletionClient(). Every number carries its unit in its name. */
 export interface DeletionClientOptions extends SharedInjections {
@@ -101,9 +101,12 @@ export function checkSecretKey (value: unknown): string {
   return key
 }
 
+const DELETION_OPTION_NAMES = Object.freeze(['secretKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'transport', ...SHARED_INJECTION_NAMES])
+
 /** Merges options over DELETION_DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
 export function resolveDeletionOptions (input: DeletionClientOptions): ResolvedDeletionOptions {
   if (typeof input !== 'object' || input === null) throw new ConfigError('options', 'must be an object')
+  checkKnownKeys(input, DELETION_OPTION_NAMES)
   const secretKey = checkSecretKey(input.secretKey)
   const numbers = {} as Record<NumericOption, number>
   for (const name of Object.keys(INT_LIMITS) as NumericOption[]) {

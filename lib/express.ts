@@ -4,7 +4,7 @@ import { systemClock } from './clock'
 import { readKoId, resolveCookieOptions, serializeKoId, type CookieOptions } from './cookie'
 import { createDefaultLogger, Reporter, type LoggerLike } from './logger'
 import { ConfigError } from './errors'
-import { checkFunction, checkLogger, DEFAULTS } from './options'
+import { checkFunction, checkKnownKeys, checkLogger, DEFAULTS } from './options'
 import { koala } from './singleton'
 import { Visitor, type KoalaVisitor, type VisitorHooks, type VisitorTracker } from './visitor'
 
@@ -110,6 +110,7 @@ export type { ShutdownOptions, ShutdownHook, ShutdownResult } from './shutdown'
 /** Wrong options fail here, when the app starts, rather than in every request. */
 function checkMiddlewareOptions (options: KoalaMiddlewareOptions): void {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
+  checkKnownKeys(options, ['tracker', 'cookie', 'resolveEmail', 'logger'])
   const t = options.tracker as Partial<Record<keyof VisitorTracker, unknown>> | null | undefined
   if (t !== undefined && (typeof t !== 'object' || t === null || typeof t.track !== 'function' ||
     typeof t.identify !== 'function' || typeof t.page !== 'function')) {

@@ -36,7 +36,7 @@ export interface TrackerOptions extends SharedInjections {
   maxBuckets?: number
   /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 200 000. */
   maxBufferedItems?: number
-  /** JSON characters held at once, counted like maxBufferedItems. Default: 64 MiB. */
+  /** UTF-8 bytes of JSON held at once, counted like maxBufferedItems. Default: 64 MiB. */
   maxBufferedBytes?: number
   /** Largest single item, as UTF-8 JSON. Larger calls are refused as invalid. Default: 32 KiB. */
   maxItemBytes?: number
@@ -137,12 +137,31 @@ const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
   logSummaryIntervalMs: [0, 2 ** 31 - 1]
 }
 
+/** The injections every options object takes (SharedInjections). */
+export const SHARED_INJECTION_NAMES = Object.freeze(['logger', 'clock', 'dispatcher', 'random'])
+
+const TRACKER_OPTION_NAMES = Object.freeze([
+  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'onError', 'transport', ...SHARED_INJECTION_NAMES
+])
+
 export function checkInt (name: string, value: unknown, [min, max]: [number, number]): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new ConfigError(name, `must be an integer, got ${typeof value === 'number' ? value : typeof value}`)
   }
   if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`)
   return value
+}
+
+/**
+ * A misspelt option (`flushIntervalMS`, `servers`) would be ignored and its
+ * default used without a word: refuse any name that is not an option.
+ */
+export function checkKnownKeys (input: object, known: readonly string[], prefix = ''): void {
+  for (const key of Object.keys(input)) {
+    if (known.includes(key)) continue
+    const near = known.find(k => k.toLowerCase() === key.toLowerCase())
+    throw new ConfigError(prefix + key, `is not an option${near === undefined ? '' : ` (did you mean ${prefix}${near}?)`}`)
+  }
 }
 
 export function checkFunction (name: string, value: unknown): void {
@@ -183,6 +202,7 @@ export function parseBaseUrl (baseUrl: unknown, name = 'baseUrl'): URL {
 /** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
 export function resolveOptions (input: TrackerOptions): Resolution {
   if (typeof input !== 'object' || input === null) throw new ConfigError('options', 'must be an object')
+  checkKnownKeys(input, TRACKER_OPTION_NAMES)
   const warnings: string[] = []
   const { publicKey } = input
   if (typeof publicKey !== 'string' || publicKey.trim() === '') {

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from './clock'
 import { ServerDrain, type DrainableServer, type DrainResult } from './drain'
 import { ConfigError } from './errors'
 import { childLogger, createDefaultLogger, Reporter, type LoggerLike } from './logger'
-import { checkClock, checkLogger, DEFAULTS } from './options'
+import { checkClock, checkKnownKeys, checkLogger, DEFAULTS } from './options'
 import { configuredTracker } from './singleton'
 import type { CloseResult, DeadlineOptions } from './tracker'
 
@@ -75,6 +75,8 @@ const toList = <T>(v: T | T[] | undefined): T[] => v === undefined ? [] : Array.
 
 function check (options: ShutdownOptions): void {
   if (typeof options !== 'object' || options === null) throw new ConfigError('options', 'must be an object')
+  // `servers` for `server` would leave the server undrained, without a word.
+  checkKnownKeys(options, ['server', 'tracker', 'signals', 'drainTimeoutMs', 'trackerTimeoutMs', 'exit', 'process', 'clock', 'logger'])
   for (const s of toList(options.server)) {
     if (typeof s?.close !== 'function' || typeof s.on !== 'function' || typeof s.removeListener !== 'function') {
       throw new ConfigError('server', 'must be an http.Server (or have close(), on() and removeListener())')
