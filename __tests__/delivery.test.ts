@@ -270,6 +270,17 @@ describe('Retry-After and the shared pause', () => {
 })
 
 describe('backpressure and outages', () => {
+  test('a failure while handling an answer (a random() that throws) settles that batch instead of stranding it', async () => {
+    h = await harness({ random: () => { throw new Error('no entropy') } }, { fault: script({ status: 503 }) })
+    h.tracker.track({ email: 'a@example.com', event: 'x' })
+    await expect(h.tracker.flush(LONG)).resolves.toEqual({ delivered: 0, failed: 1, pending: 0, timedOut: false })
+    expect(h.tracker.stats()).toMatchObject({ accepted: 1, failed: 1, failedBy: { rejected: 1 }, bufferedItems: 0, bufferedBytes: 0 })
+    expect(h.errors).toEqual([expect.objectContaining({ reason: 'rejected', message: expect.stringContaining('no entropy') })])
+    // The next batch still goes out.
+    h.tracker.track({ email: 'b@example.com', event: 'y' })
+    await expect(h.tracker.flush(LONG)).resolves.toMatchObject({ delivered: 1 })
+  })
+
   test('maxRetryDurationMs bounds a batch even while it waits for its turn behind an outage\'s single probe', async () => {
     const attempts = new Map<string, number[]>()
     h = await harness({ random: () => 0.5, retryBaseDelayMs: 100, retryMaxDelayMs: 100, maxRetryDurationMs: 1_000, maxAttempts: 1_000 }, {

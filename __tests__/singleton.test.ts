@@ -63,6 +63,11 @@ describe('init()', () => {
     process.env.KOALA_FLUSH_INTERVAL_MS = '250'
     expect(init().stats().state).toBe('open')
   })
+
+  test('with no argument and no KOALA_PUBLIC_KEY, once configured in code, it returns that tracker', () => {
+    const tracker = init({ publicKey: 'pk_test', baseUrl: collector.url })
+    expect(init()).toBe(tracker)
+  })
 })
 
 describe('configured lazily from the environment', () => {

@@ -224,6 +224,10 @@ export class Sender {
       if (!batch.settled) this.#handle(batch, outcome)
     } catch (err) {
       this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while handling a response; please report it')
+      // Neither queued nor settled, it would hold its room in the buffer, and every flush(), for good.
+      if (!batch.settled && this.#ready.indexOf(batch, this.#head) === -1) {
+        this.#fail(batch, 'rejected', `internal error while handling the answer: ${err instanceof Error ? err.message : String(err)}`)
+      }
     }
     this.#schedulePump()
   }

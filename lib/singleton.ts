@@ -63,7 +63,7 @@ function firstDifference (a: Readonly<Record<string, unknown>>, b: Readonly<Reco
 /**
  * Configures the process-wide tracker and returns it. With no argument it
  * reads the environment (see optionsFromEnv) and throws if KOALA_PUBLIC_KEY is
- * not set. Calling it again with the same options returns the same tracker;
+ * not set, unless the singleton is already configured: then it returns it. Calling it again with the same options returns the same tracker;
  * with different ones it throws a ConfigError naming the first difference.
  * Meant for start-up: it throws, the calls it configures never do.
  */
@@ -72,6 +72,8 @@ export function init (options?: TrackerOptions): Tracker {
   const fromEnv = options === undefined
   if (!fromEnv && (typeof options !== 'object' || options === null)) throw new ConfigError('options', 'must be an object')
   const opts = fromEnv ? optionsFromEnv(process.env) : options
+  // A library's own init() (no options) in an app that configured the singleton in code: the same tracker.
+  if (fromEnv && opts.publicKey === undefined && s.tracker !== undefined) return s.tracker
   if (fromEnv && opts.publicKey === undefined) {
     throw new ConfigError('KOALA_PUBLIC_KEY', 'is not set: set it, or pass the options to init({ publicKey, ... })')
   }
