@@ -71,3 +71,37 @@ test('without lru-cache it stays a Map past the first keys: same eviction order,
   c.clear()
   expect(c.size).toBe(0)
 })
+
+test('without lru-cache, any mix of hits and inserts evicts exactly what a least-recently-used list would', () => {
+  let Cache: typeof BucketCache | undefined
+  jest.isolateModules(() => {
+    jest.doMock('lru-cache', () => { throw new Error("Cannot find module 'lru-cache'") })
+    Cache = (jest.requireActual('../lib/bucket-cache') as { BucketCache: typeof BucketCache }).BucketCache
+  })
+  const max = SMALL_CACHE_KEYS + 36
+  const evicted: string[] = []
+  const c = new (Cache as typeof BucketCache)<Item>(max, (v) => evicted.push(v.id))
+  // The reference: keys from least to most recently used.
+  const order: string[] = []
+  const expected: string[] = []
+  let seed = 7
+  const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n }
+  for (let i = 0; i < 20_000; i++) {
+    const key = `k${rand(300)}`
+    if (c.get(key) !== undefined) {
+      order.splice(order.indexOf(key), 1)
+      order.push(key)
+    } else {
+      if (order.length >= max) expected.push(order.shift() as string)
+      put(c, key)
+      order.push(key)
+    }
+    if (i % 5_000 === 4_999) { // clear() now and then, as sealAll() does
+      c.clear()
+      order.length = 0
+    }
+  }
+  expect(evicted.length).toBeGreaterThan(1_000)
+  expect(evicted).toEqual(expected)
+  expect(ids(c)).toEqual(order)
+})
