@@ -1,6 +1,7 @@
 // Request bodies of the shape the tracker sends, built without the tracker:
 // the raw-Pool baseline sends these, pre-built, to find the machine's floor.
 import { randomUUID } from 'node:crypto'
+import { resetPeakRss } from './heap.mjs'
 import { IDENTIFY, PAGE, TRACK } from './scenarios.mjs'
 
 const LISTS = ['events', 'identifies', 'page_views']
@@ -46,18 +47,22 @@ export function buildBodies (p, flushAt = 30) {
 }
 
 /**
- * Every variant starts its clock from the same heap. The floor has to build
- * its bodies before its clock starts, and building them grows the process's
- * young generation and old space; growing them later, inside the measurement,
- * costs a page fault per 4 KB touched (~15 µs each on the VMs this ran on).
- * So the tracker's and the peers' processes build the same bodies too, drop
- * them (keep: false) and every variant runs a full GC before its clock starts.
- * The floor keeps its bodies (keep: true) and sends them.
+ * Every variant starts its clock after the same work. The floor has to build
+ * its bodies before its clock starts, which grows its young generation to
+ * full size; growing it later, inside the measurement, costs a page fault per
+ * 4 KB touched (~15 µs each on the VMs this ran on). So the tracker's and the
+ * peers' processes build the same bodies too, drop them (keep: false), and
+ * every variant runs a full GC before its clock starts. The dropped bodies'
+ * old-space pages are given back by V8 (the floor's heap stays twice as large),
+ * so the tracker still grows its old space inside the measurement, as a fresh
+ * process would. The floor keeps its bodies (keep: true) and sends them.
+ * The peak RSS starts over here: it is the measured span's.
  */
 export function sameStart (p, { keep }) {
   if (typeof globalThis.gc !== 'function') throw new Error('run this benchmark with node --expose-gc')
   let bodies = buildBodies(p)
   if (!keep) bodies = undefined
   globalThis.gc()
+  resetPeakRss()
   return bodies
 }

@@ -1,4 +1,33 @@
 // Heap held, measured the same way for the tracker (producer.mjs) and the peers (peer-producer.mjs).
+import { readFileSync, writeFileSync } from 'node:fs'
+
+/**
+ * Starts the peak RSS over from the RSS now (Linux: /proc/self/clear_refs), so
+ * that the peak read at the end covers the measured span, not the set-up
+ * before it (building the floor's bodies alone reached most of the old figure).
+ */
+export function resetPeakRss () {
+  try { writeFileSync('/proc/self/clear_refs', '5') } catch {}
+}
+
+/** The peak RSS since the last resetPeakRss(), in bytes (the process's lifetime peak where /proc is missing). */
+export function peakRssBytes () {
+  try {
+    const kb = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))
+    if (kb !== null) return Number(kb[1]) * 1024
+  } catch {}
+  return process.resourceUsage().maxRSS * 1024
+}
+
+/** A port nothing listens on: sends to it fail and wait to be retried, so a heap run holds everything. */
+export async function closedPort () {
+  const { createServer } = await import('node:net')
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
 
 /** heapUsed once full GCs stop shrinking it: sweeping goes on after gc() returns. */
 export async function settledHeap () {
@@ -19,14 +48,11 @@ export async function settledHeap () {
  * modules, its first queue or cache) are in the baseline, not in the items.
  * Returns the client so that it stays alive until after the measurement.
  */
-export async function heapPerItem (n, setUp, add, { settle = true } = {}) {
-  // settle: false for clients whose calls are asynchronous (the peers): waiting would let them send
-  // what they hold, so their heap is read right after the calls, with two full GCs and no wait.
-  const heap = settle ? settledHeap : () => { globalThis.gc(); globalThis.gc(); return process.memoryUsage().heapUsed }
+export async function heapPerItem (n, setUp, add) {
   const client = setUp()
   add(client, 0)
-  const h0 = await heap()
+  const h0 = await settledHeap()
   for (let i = 1; i <= n; i++) add(client, i)
-  const h1 = await heap()
+  const h1 = await settledHeap()
   return { bytesPerItem: (h1 - h0) / n, client }
 }

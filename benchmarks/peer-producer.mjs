@@ -1,19 +1,22 @@
 // One peer-SDK measurement in a fresh process (see peers.mjs). Prints one JSON line.
-//   node --expose-gc peer-producer.mjs <segment|posthog> <scenario> <port> <run|heap>
+//   node --expose-gc peer-producer.mjs <segment|posthog> <scenario> <port> <run|heap> [options JSON]
 // Same calls, same sink, same yielding producer as producer.mjs; each SDK with
-// its default options except where it has to be pointed at the sink.
+// its default options except where it has to be pointed at the sink (and
+// PostHog's compression, off so that the sink can count its items), plus the
+// options given (peers.mjs runs PostHog a second time with a queue that holds every call).
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sameStart } from './bodies.mjs'
-import { heapPerItem } from './heap.mjs'
+import { closedPort, heapPerItem, peakRssBytes } from './heap.mjs'
 import { plan, TRACK } from './scenarios.mjs'
 
-const [sdk, scenario, port, kind] = process.argv.slice(2)
+const [sdk, scenario, port, kind, extra = '{}'] = process.argv.slice(2)
+const options = JSON.parse(extra)
 const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '.peers', 'package.json'))
-const baseUrl = `http://127.0.0.1:${port}`
+let baseUrl = `http://127.0.0.1:${port}`
 const tick = () => new Promise((resolve) => setImmediate(resolve))
-const out = (r) => process.stdout.write(JSON.stringify({ sdk, scenario, kind, ...r, maxRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n')
+const out = (r) => process.stdout.write(JSON.stringify({ sdk, scenario, kind, ...r, maxRssBytes: peakRssBytes() }) + '\n')
 
 /** The SDK's module, loaded before any clock starts, as producer.mjs loads the tracker's. */
 const loadSdk = () => sdk === 'segment' ? require('@segment/analytics-node') : require('posthog-node')
@@ -22,7 +25,7 @@ const loadSdk = () => sdk === 'segment' ? require('@segment/analytics-node') : r
 function client (buffered = false) {
   if (sdk === 'segment') {
     const { Analytics } = loadSdk()
-    const a = new Analytics({ writeKey: 'wk_bench', host: baseUrl, ...(buffered ? { flushInterval: 2 ** 31 - 1, maxEventsInBatch: 2 ** 30 } : {}) })
+    const a = new Analytics({ writeKey: 'wk_bench', host: baseUrl, ...options, ...(buffered ? { flushInterval: 2 ** 31 - 1, maxEventsInBatch: 2 ** 30 } : {}) })
     return {
       track: (id, seq) => a.track({ userId: id, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq } }),
       close: () => a.closeAndFlush({ timeout: 300_000 })
@@ -33,6 +36,7 @@ function client (buffered = false) {
   const p = new PostHog('phc_bench', {
     host: baseUrl,
     disableCompression: true,
+    ...options,
     ...(buffered ? { flushAt: 2 ** 30, flushInterval: 2 ** 31 - 1, maxQueueSize: 2 ** 30 } : {})
   })
   return {
@@ -63,18 +67,20 @@ async function run () {
 }
 
 /**
- * Heap held per buffered event: as producer.mjs (benchmarks/heap.mjs: the
- * client made and warmed up before the baseline), with batching pushed out of
- * reach, but read right after the calls: both SDKs process a call
- * asynchronously, and given time Segment sends batches (it cuts them at
- * 500 KB whatever maxEventsInBatch says) while PostHog moves its events from
- * pending promises into its queue. 20,000 items rather than 100,000: at
- * several KB each, the peers' heaps would otherwise be the machine's memory.
+ * Heap held per buffered event, exactly as producer.mjs measures the tracker's
+ * (benchmarks/heap.mjs: the client made and warmed up before the baseline, the
+ * heap read once the GC has settled), with batching pushed out of reach and an
+ * endpoint that refuses connections: Segment cuts a batch at 500 KB whatever
+ * maxEventsInBatch says, and what it cannot send it holds to retry, as the
+ * tracker does. Settling also lets PostHog move its events from pending
+ * promises into its queue. 20,000 items rather than 100,000: at several KB
+ * each, the peers' heaps would otherwise be the machine's memory.
  */
 async function heap () {
   const n = 20_000
   const p = plan(scenario, n + 1)
-  const r = await heapPerItem(n, () => client(true), (c, i) => c.track(p.ids[p.person[i]], i), { settle: false })
+  baseUrl = `http://127.0.0.1:${await closedPort()}`
+  const r = await heapPerItem(n, () => client(true), (c, i) => c.track(p.ids[p.person[i]], i))
   out({ items: n, bytesPerItem: r.bytesPerItem, held: typeof r.client })
   process.exit(0)
 }

@@ -22,34 +22,48 @@ function install () {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
+/**
+ * What is run. PostHog's default queue holds 1,000 events and drops the oldest
+ * beyond that ("Queue is full, the oldest event is dropped"), so with its
+ * defaults it delivers a small share of a burst; a second run with a queue
+ * that holds every call shows what the same work costs it.
+ */
+const VARIANTS = [
+  { sdk: 'segment', label: PEERS.segment, options: {} },
+  { sdk: 'posthog', label: `${PEERS.posthog} (defaults)`, options: {} },
+  { sdk: 'posthog', label: `${PEERS.posthog}, maxQueueSize 1,000,000`, options: { maxQueueSize: 1_000_000 }, heap: false }
+]
+
 export async function peers (scenarios = ['S1', 'S2'], repeat = 3) {
   install()
   const sink = await startSink()
   const results = []
+  const produce = (v, scenario, kind) => JSON.parse(execFileSync(process.execPath,
+    ['--expose-gc', join(here, 'peer-producer.mjs'), v.sdk, scenario, String(sink.port), kind, JSON.stringify(v.options)],
+    { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
   try {
-    for (const sdk of Object.keys(PEERS)) {
+    for (const v of VARIANTS) {
       for (const scenario of scenarios) {
         const runs = []
         for (let r = 0; r < repeat; r++) {
           await sink.reset(SCENARIOS[scenario].calls)
-          const o = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(sink.port), 'run'],
-            { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
+          const o = produce(v, scenario, 'run')
           const s = await sink.report()
-          runs.push({ ...o, received: s.items, duplicated: s.duplicated, requests: s.requests })
-          process.stderr.write(`  ${sdk} ${scenario}: ${(o.callNs / 1000).toFixed(2)} µs/call, ${(o.cpuMicros / Math.max(1, s.items)).toFixed(1)} µs CPU/item, ` +
-            `${s.items} of ${o.calls} items received, ${s.requests} requests\n`)
+          runs.push({ ...o, received: s.items, missing: s.missing, duplicated: s.duplicated, requests: s.requests })
+          process.stderr.write(`  ${v.label} ${scenario}: ${(o.callNs / 1000).toFixed(2)} µs/call, ${(o.cpuMicros / Math.max(1, s.items)).toFixed(1)} µs CPU/item, ` +
+            `${s.items} of ${o.calls} items received (${s.missing} missing, ${s.duplicated} duplicated), ${s.requests} requests\n`)
         }
-        const h = JSON.parse(execFileSync(process.execPath, ['--expose-gc', join(here, 'peer-producer.mjs'), sdk, scenario, String(sink.port), 'heap'],
-          { encoding: 'utf8', maxBuffer: 1 << 24 }).trim().split('\n').pop())
         results.push({
-          sdk: `${PEERS[sdk]}`,
+          sdk: v.label,
           scenario,
           calls: runs[0].calls,
           callUs: median(runs.map((x) => x.callNs)) / 1000,
           cpuPerItemUs: median(runs.map((x) => x.cpuMicros / Math.max(1, x.received))),
           received: median(runs.map((x) => x.received)),
+          missing: median(runs.map((x) => x.missing)),
+          duplicated: Math.max(...runs.map((x) => x.duplicated)),
           requests: median(runs.map((x) => x.requests)),
-          heapBytes: h.bytesPerItem
+          heapBytes: v.heap === false ? undefined : produce(v, scenario, 'heap').bytesPerItem
         })
       }
     }

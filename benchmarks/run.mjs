@@ -13,7 +13,7 @@
 //   BENCH_SCALE=0.01 node benchmarks/run.mjs --smoke   every scenario and variant once, scaled down; no cold start
 //                                      repeats, no micro-benchmarks, nothing written (the tests run this)
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -131,7 +131,10 @@ function machine () {
 
 /** Rewrites the results section and the chart from benchmarks/results/latest.json (after a change to report.mjs). */
 function writeResults (results) {
-  const table = renderTable(results)
+  // The soak runs on its own (--soak); its latest result is the soak row of the targets.
+  const soakFile = join(here, 'results', 'soak.json')
+  const soak = existsSync(soakFile) ? JSON.parse(readFileSync(soakFile, 'utf8')) : undefined
+  const table = renderTable({ ...results, soak })
   const doc = join(root, 'docs', 'benchmarks.md')
   const text = readFileSync(doc, 'utf8')
   const start = '<!-- results:start -->'

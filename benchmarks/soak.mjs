@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { soakFlat, TARGETS } from './report.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -37,6 +38,7 @@ export async function soak (minutes, rate = 5_000) {
     received: s.items,
     // Per item the sink received, as everywhere else; the CPU includes the full GC before each sample.
     cpuPerItemUs: r.cpuMicros / Math.max(1, s.items),
+    sampleMs: r.sampleMs,
     samples: r.samples
   }
   writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2) + '\n')
@@ -51,14 +53,16 @@ export function renderSoak (result) {
   const received = result.received ?? (result.exactlyOnce ? result.calls : 0)
   const text = [
     `Run finished ${result.date.slice(0, 16).replace('T', ' ')} UTC, \`npm run bench -- --soak ${result.minutes}\`: ${result.minutes} minutes at ${result.rate.toLocaleString('en-US')} calls/s ` +
-      `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every 10 s.`,
+      `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every ${(result.sampleMs ?? 10_000) / 1000} s.`,
     '',
     '| | Second minute (mean) | Last minute (mean) | Ratio | Max |',
     '|---|---:|---:|---:|---:|',
     `| Heap used, MB | ${f(result.heapMB.secondMinute)} | ${f(result.heapMB.lastMinute)} | ${(result.heapMB.lastMinute / result.heapMB.secondMinute).toFixed(2)} | ${f(result.heapMB.max)} |`,
     `| RSS, MB | ${f(result.rssMB.secondMinute)} | ${f(result.rssMB.lastMinute)} | ${(result.rssMB.lastMinute / result.rssMB.secondMinute).toFixed(2)} | ${f(result.rssMB.max)} |`,
     '',
-    `Items buffered, the most seen at a sample (every 10 s, which is also \`flushIntervalMs\`: read it as an indication): ${result.maxBuffered.toLocaleString('en-US')}. ` +
+    `Memory flat (the last minute's heap at most ${Math.round(TARGETS.soakDrift * 100)}% above the second minute's): ${soakFlat(result) ? 'yes' : '**no**'}. ` +
+      `Items buffered, the most seen at a sample: ${result.maxBuffered.toLocaleString('en-US')}` +
+      `${(result.sampleMs ?? 10_000) === 10_000 ? ' (sampled in step with `flushIntervalMs`, so each sample caught the backlog at about the same phase: read it as an indication)' : ''}. ` +
       `CPU per delivered item (divided by the items the sink received; it includes the full GC made for each sample): ${result.cpuPerItemUs.toFixed(2)} µs. ` +
       `Every item received exactly once: ${result.exactlyOnce ? 'yes' : 'NO'} (${received.toLocaleString('en-US')} of ${result.calls.toLocaleString('en-US')}).`
   ].join('\n')
