@@ -3,6 +3,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { MAX_ERROR_BODY_CHARS } from '../lib/constants'
 import { createPoolTransport, type Transport } from '../lib/transport'
+import { undiciPool } from '../lib/undici-pool'
+import { startNode } from './helpers/child'
 
 // The built-in transport against a real HTTP server on 127.0.0.1.
 let server: Server
@@ -127,4 +129,29 @@ test('an aborted signal: nothing is sent; aborting in flight rejects at once; ab
   await expect(transport.send({ path: '/b', body: 'third', signal: new AbortController().signal })).resolves.toMatchObject({ status: 200 })
   expect(received).toEqual(['first', 'third'])
   for (const res of hanging) res.destroy()
+})
+
+test('the Pool is undici\'s own class, and a tracker\'s first send loads it without the rest of undici', async () => {
+  // If a new undici moves the file, undiciPool() falls back to the whole package and this says so.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  expect(undiciPool()).toBe((require('undici') as typeof import('undici')).Pool)
+  const script = `
+    const http = require('node:http')
+    const { createTracker } = require('./dist/cjs/lib/index.js')
+    const server = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')) })
+    server.listen(0, '127.0.0.1', async () => {
+      const t = createTracker({ publicKey: 'pk_test', baseUrl: 'http://127.0.0.1:' + server.address().port })
+      t.track({ email: 'a@example.com', event: 'x' })
+      const flushed = await t.flush()
+      const undici = Object.keys(require.cache).filter((k) => k.includes('/node_modules/undici/'))
+      console.log(JSON.stringify({ flushed, modules: undici.length, index: undici.some((k) => k.endsWith('/undici/index.js')) }))
+      await t.close()
+      server.close()
+    })`
+  const { code, stdout } = await startNode(['-e', script]).exited
+  expect(code).toBe(0)
+  const out = JSON.parse(stdout) as { flushed: { delivered: number }, modules: number, index: boolean }
+  expect(out.flushed.delivered).toBe(1)
+  expect(out.index).toBe(false)
+  expect(out.modules).toBeLessThan(40) // the whole package is ~110
 })

@@ -21,7 +21,8 @@ if (mode === 'trivial') {
 }
 if (mode === 'eager') {
   // Reference: the same process with the dependencies the tracker loads lazily loaded up front.
-  require('undici'); require('pino'); require('lru-cache'); require('node:crypto')
+  // (of undici, the Pool's own module, as the tracker's transport loads it: lib/undici-pool.ts)
+  require('undici/lib/dispatcher/pool'); require('pino'); require('lru-cache'); require('node:crypto')
 }
 const tr = process.hrtime.bigint()
 const { createTracker } = require(`${process.env.KOALA_DIST ?? require('node:path').join(__dirname, '../dist')}/cjs/lib/index.js`)

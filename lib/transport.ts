@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { MAX_ERROR_BODY_CHARS } from './constants'
+import { undiciPool } from './undici-pool'
 import { USER_AGENT } from './version'
 
 export interface TransportRequest {
@@ -47,16 +48,15 @@ const HEADERS = Object.freeze({ 'content-type': 'application/json', 'user-agent'
 
 /**
  * Transport over one undici Pool: keep-alive, `connections` sockets, one
- * request per socket at a time. undici is required on the first send, not at
- * import (~100 ms of a cold start on a small machine).
+ * request per socket at a time. The Pool is required on the first send, not at
+ * import (see undiciPool).
  */
 export function createPoolTransport (opts: PoolTransportOptions): Transport {
   let dispatcher: Dispatcher | undefined = opts.dispatcher
   const owned = dispatcher === undefined
   const get = (): Dispatcher => {
     if (dispatcher === undefined) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { Pool } = require('undici') as typeof import('undici')
+      const Pool = undiciPool()
       dispatcher = new Pool(opts.origin, {
         connections: opts.connections,
         pipelining: 1,
