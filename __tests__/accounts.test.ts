@@ -103,6 +103,15 @@ test('account_ids are matched exactly (an app\'s own ids, where case can matter)
   ])
 })
 
+test('account traits typed by Koala\'s schema are checked: headcount must be an integer', async () => {
+  h = await harness()
+  h.tracker.identifyAccount({ domain: 'acme.com', traits: { headcount: 12.5 } })
+  h.tracker.identifyAccount({ domain: 'acme.com', traits: { headcount: 120, billing_plan: 'pro', vip: true } })
+  await h.tracker.flush()
+  expect(h.errors).toEqual([expect.objectContaining({ field: 'traits.headcount', reason: 'must be an integer, got a number' })])
+  expect(h.collector.received.map(r => r.body.identifies)).toEqual([[expect.objectContaining({ traits: { headcount: 120, billing_plan: 'pro', vip: true } })]])
+})
+
 test('the 30th account event sends at once; the timer sends the rest; no timer is left', async () => {
   h = await harness({ flushIntervalMs: 5_000 })
   const sent = nextEvent(h.tracker, 'sent')

@@ -27,8 +27,14 @@ test('the quick start is two commands and names the test command', () => {
   expect(readme).toMatch(/^npm test\b/m)
 })
 
-test('every docs/ link in the README points at a file', () => {
-  for (const m of readme.matchAll(/\]\((docs\/[^)]+)\)/g)) expect([m[1], existsSync(join(ROOT, m[1]))]).toEqual([m[1], true])
+test('every docs/ link in the README points at a file, and at a heading of it when it names one', () => {
+  const slug = (heading: string): string => heading.trim().toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s+/g, '-')
+  for (const m of readme.matchAll(/\]\((docs\/[^)#]+)(?:#([^)]+))?\)/g)) {
+    expect([m[1], existsSync(join(ROOT, m[1]))]).toEqual([m[1], true])
+    if (m[2] === undefined) continue
+    const headings = [...readFileSync(join(ROOT, m[1]), 'utf8').matchAll(/^#+ (.*)$/gm)].map(h => slug(h[1]))
+    expect([m[0], headings.includes(m[2])]).toEqual([m[0], true])
+  }
 })
 
 describe('docs/deletion.md', () => {

@@ -52,6 +52,11 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
       req.koala.identify({ email: '', traits: { plan: 'free' } }) // an empty form field
       res.end()
     })
+    a.get('/map-page', (req, res) => {
+      req.koala.page('Map', new Map([['plan', 'pro']]) as never) // not a plain object: refused, not sent as { path }
+      req.koala.page('Own toJSON', { toJSON: () => undefined } as never)
+      res.end('ok')
+    })
     a.get('/hostile-page', (req, res) => {
       const hostile = { get title (): string { throw new Error('lazy field failed') } }
       req.koala.page('Hostile', hostile)
@@ -276,6 +281,18 @@ describe.each(EXPRESS_VERSIONS)('%s', (_name, express) => {
     expect(h.tracker.stats().droppedBy.invalid).toBe(1)
     expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'properties' })])
     expect(h.collector.received.map(b => b.body)).toEqual([expect.objectContaining({ profile_id: id, events: [expect.objectContaining({ event: 'After' })] })])
+  })
+
+  test('page() with properties that are not a plain object, or carry a toJSON(): refused as invalid, not sent changed', async () => {
+    await start()
+    const r = await app.get('/map-page', { cookie: `ko_id=${person()}` })
+    expect([r.status, r.body]).toEqual([200, 'ok'])
+    await h.tracker.flush()
+    expect(h.collector.received).toEqual([])
+    expect(h.errors.map(e => [(e as { field?: string }).field, (e as { reason?: string }).reason])).toEqual([
+      ['properties', 'must be a plain JSON object, got a Map'],
+      ['properties', expect.stringContaining('must serialise to a JSON object')]
+    ])
   })
 
   test('when the tracker is closed, req.koala calls are refused and counted, and the request is served', async () => {

@@ -8,6 +8,7 @@ test.each([
   ['acme.io.', 'acme.io'],
   ['ACME.io/path', 'acme.io'],
   ['bücher.de', 'xn--bcher-kva.de'],
+  ['acme.com。', 'acme.com'], // an ideographic full stop at the end is a trailing dot too
   ['', '']
 ])('normalizeDomain(%j) is %j', (input, out) => {
   expect(normalizeDomain(input)).toBe(out)

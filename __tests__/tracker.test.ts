@@ -464,3 +464,100 @@ describe('internal failures while holding a call', () => {
     }
   })
 })
+
+describe('what is checked is what is sent', () => {
+  const pid = '3e6a2c18-3b02-40c4-b8d2-1842c193d3ba'
+  /** A valid call for the same person before and after the bad one: both must arrive, in one accepted body. */
+  async function bystanders (bad: () => void): Promise<Array<Record<string, unknown>>> {
+    h.tracker.track({ profile_id: pid, event: 'before' })
+    bad()
+    h.tracker.track({ profile_id: pid, event: 'after' })
+    expect(await h.tracker.flush()).toMatchObject({ failed: 0 })
+    expect(h.tracker.stats().failedBy.rejected).toBe(0)
+    return h.collector.received.map(r => r.body)
+  }
+
+  test.each<[string, () => void, string, string]>([
+    ['a toJSON() that gives undefined', () => h.tracker.track({ profile_id: pid, event: 'x', properties: { toJSON: () => undefined } }), 'properties', 'must serialise to a JSON object'],
+    ['a toJSON() that gives a string', () => h.tracker.identify({ profile_id: pid, traits: { toJSON: () => 'vip' } }), 'traits', 'must serialise to a JSON object'],
+    ['a toJSON() that hides a bad email', () => h.tracker.identify({ profile_id: pid, traits: { toJSON: () => ({ email: 'not an email' }) } }), 'traits.email', 'must be an email address'],
+    ['a getter that changes traits.email after it was checked', () => {
+      let reads = 0
+      h.tracker.identify({ profile_id: pid, traits: { get email () { return ++reads === 1 ? 'ada@example.com' : 'not-an-email' } } })
+    }, '', ''],
+    ['vip that is not a boolean (typed by Koala\'s schema)', () => h.tracker.identify({ profile_id: pid, traits: { vip: 'yes' } }), 'traits.vip', 'must be a boolean'],
+    ['sent_at with a space for T', () => h.tracker.track({ profile_id: pid, event: 'x', sent_at: '2024-05-01 12:00:00Z' }), 'sent_at', 'must be an ISO 8601 date-time'],
+    ['sent_at with +0530 for +05:30', () => h.tracker.track({ profile_id: pid, event: 'x', sent_at: '2024-05-01T12:00:00+0530' }), 'sent_at', 'must be an ISO 8601 date-time'],
+    ['a blank message_id', () => h.tracker.track({ profile_id: pid, event: 'x', message_id: '   ' }), 'message_id', 'must not be blank'],
+    ['a call whose getter throws', () => h.tracker.track({ profile_id: pid, get event (): string { throw new Error('lazy') } }), 'event', 'could not be read (lazy)'],
+    ['a revoked Proxy', () => {
+      const { proxy, revoke } = Proxy.revocable({}, {})
+      revoke()
+      h.tracker.track(proxy as never)
+    }, 'call', 'could not be read']
+  ])('%s: refused as invalid, naming the field, and the same person\'s other events arrive', async (_what, bad, field, reason) => {
+    h = await harness()
+    const bodies = await bystanders(bad)
+    const events = bodies.flatMap(b => (b.events as Array<{ event: string }> | undefined ?? []).map(e => e.event))
+    expect(events).toEqual(expect.arrayContaining(['before', 'after']))
+    if (field === '') {
+      // Sent, as read once and checked.
+      expect(bodies.flatMap(b => b.identifies ?? [])).toEqual([expect.objectContaining({ traits: { email: 'ada@example.com' } })])
+      expect(h.tracker.stats().droppedBy.invalid).toBe(0)
+    } else {
+      expect(h.tracker.stats()).toMatchObject({ accepted: 2, droppedBy: { invalid: 1, error: 0 } })
+      expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field, reason: expect.stringContaining(reason) })])
+    }
+  })
+
+  test('each field of a call is read once', async () => {
+    h = await harness()
+    const reads: string[] = []
+    const call = {}
+    for (const [k, v] of Object.entries({ profile_id: pid, event: 'Read Once', properties: { a: 1 }, sent_at: '2024-05-01T12:00:00Z' })) {
+      Object.defineProperty(call, k, { enumerable: true, get: () => { reads.push(k); return v } })
+    }
+    h.tracker.track(call as never)
+    expect(reads.sort()).toEqual(['event', 'profile_id', 'properties', 'sent_at'])
+    await h.tracker.flush()
+    expect(h.collector.received[0].body.events).toEqual([expect.objectContaining({ event: 'Read Once', properties: { a: 1 } })])
+  })
+
+  test('a field the call does not take is left out and said once; in strict mode the call is refused, naming it', async () => {
+    h = await harness()
+    for (let i = 0; i < 3; i++) h.tracker.track({ profile_id: pid, event: 'x', propertes: { plan: 'pro' } } as never)
+    await h.tracker.flush()
+    expect(h.collector.received[0].body.events).toEqual([expect.not.objectContaining({ propertes: expect.anything() }), expect.anything(), expect.anything()])
+    expect(h.logger.lines.filter(l => l.level === 'warn').map(l => l.msg)).toEqual([
+      "koala-tracker: track() has no field 'propertes' (did you mean properties?); it was left out of what is sent"
+    ])
+    const strict = h.make({ strict: true })
+    expect(() => strict.identify({ profile_id: pid, trait: { plan: 'pro' } } as never)).toThrow(expect.objectContaining({
+      code: 'KOALA_ERR_INVALID_INPUT', field: 'trait', message: expect.stringContaining('is not a field of identify() (did you mean traits?)')
+    }))
+    expect(strict.stats().droppedBy.invalid).toBe(1)
+  })
+
+  test('an item too large names the field that makes it so: properties, or else the call', async () => {
+    h = await harness({ maxItemBytes: 256 })
+    h.tracker.track({ profile_id: pid, event: 'E'.repeat(150) })
+    h.tracker.track({ profile_id: pid, event: 'x', properties: { blob: 'x'.repeat(300) } })
+    expect(h.errors.map(e => (e as InputError).field)).toEqual(['call', 'properties'])
+  })
+
+  test('a Date from another realm is a Date; a clock with fractions of a millisecond still gives a valid sent_at', async () => {
+    const fractional = { now: () => Date.UTC(2026, 10, 26, 12) + 0.640625, setTimeout: () => 0, clearTimeout: () => {} }
+    h = await harness()
+    const t = h.make({ clock: fractional })
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const foreign = (require('node:vm') as typeof import('node:vm')).runInNewContext('new Date(Date.UTC(2024, 4, 1, 12))') as Date
+    t.track({ profile_id: pid, event: 'foreign', sent_at: foreign })
+    t.track({ profile_id: pid, event: 'generated' })
+    await t.flush()
+    expect(h.errors).toEqual([])
+    expect(h.collector.received[0].body.events).toEqual([
+      expect.objectContaining({ sent_at: '2024-05-01T12:00:00.000Z' }),
+      expect.objectContaining({ sent_at: '2026-11-26T12:00:00.000Z' })
+    ])
+  })
+})

@@ -79,105 +79,199 @@ const CAPITAL_HEX = /[A-F]/
 const PERSON_FIELDS: [string, string] = ['profile_id', 'email']
 const ACCOUNT_FIELDS: [string, string] = ['domain', 'account_id']
 
+/** The fields each call takes; anything else is a caller's mistake (a typo loses its data). */
+const FIELDS: Record<CallName, ReadonlySet<string>> = {
+  track: new Set(['profile_id', 'email', 'event', 'properties', 'message_id', 'sent_at']),
+  page: new Set(['profile_id', 'email', 'name', 'properties', 'message_id', 'sent_at']),
+  identify: new Set(['profile_id', 'email', 'traits', 'sent_at']),
+  trackAccount: new Set(['domain', 'account_id', 'event', 'properties', 'message_id', 'sent_at']),
+  identifyAccount: new Set(['domain', 'account_id', 'traits', 'sent_at'])
+}
+
 function fail (call: CallName, errors: Validator['errors'], data: unknown, ids: [string, string]): never {
   const [field, reason] = describeAjvError(errors, data, ids)
   throw new InputError(call, field, reason)
 }
 
-const absent = (v: unknown): v is null | undefined => v === undefined || v === null
+const message = (err: unknown): string => err instanceof Error ? err.message.split('\n')[0] : String(err)
+
+/**
+ * Fields are read once each (what is checked is what is sent), by name in one
+ * try block per call: a getter that throws is the caller's mistake. Only then
+ * are they read again, one by one, to name the one that throws.
+ */
+function unreadable (c: CallName, call: object, fields: string[], err: unknown): InputError {
+  for (const field of fields) {
+    try {
+      void (call as Record<string, unknown>)[field]
+    } catch (e) {
+      return new InputError(c, field, `could not be read (${message(e)})`, { cause: e })
+    }
+  }
+  return new InputError(c, 'call', `could not be read (${message(err)})`, { cause: err })
+}
+
+const PAGE_READS = ['sent_at', 'name', 'properties', 'message_id']
+const EVENT_READS = ['sent_at', 'event', 'properties', 'message_id']
+const IDENTIFY_READS = ['sent_at', 'traits']
+const PERSON_READS = ['profile_id', 'email']
+const ACCOUNT_READS = ['domain', 'account_id']
 
 /**
  * Validates calls and captures them as JSON at call time. Serialising now
  * (not at send time) is what makes later mutation of `properties` harmless,
  * catches cycles and BigInts while the caller is still on the stack, and leaves
- * only a flat string in memory; bodies are then built by concatenation.
+ * only a flat string in memory; bodies are then built by concatenation. Each
+ * field is read once, and what is validated is what is serialised: a getter or
+ * a toJSON() that answered differently the second time would otherwise put in
+ * the body what the schema never saw, and a body Koala refuses takes the
+ * person's other events with it.
  */
 export class Capturer {
   readonly #now: () => number
   readonly #maxItemBytes: number
+  readonly #onUnknownField: (call: CallName, field: string, hint: string) => void
   #isoMs = Number.NaN
   #iso = ''
 
-  constructor (now: () => number, maxItemBytes: number) {
+  /**
+   * `onUnknownField` hears of a field the call does not take (it is left out); it may throw
+   * an InputError to refuse the call instead (strict mode).
+   */
+  constructor (now: () => number, maxItemBytes: number, onUnknownField: (call: CallName, field: string, hint: string) => void = () => {}) {
     this.#now = now
     this.#maxItemBytes = maxItemBytes
+    this.#onUnknownField = onUnknownField
   }
 
   track (call: TrackCall): Captured {
     const c = 'track'
-    this.#checkObject(c, call)
+    this.#checkCall(c, call)
     const [key, primary, secondary] = this.#person(c, call)
     return this.#event(c, call, key, primary, secondary)
   }
 
   page (call: PageCall): Captured {
     const c = 'page'
-    this.#checkObject(c, call)
+    this.#checkCall(c, call)
     const [key, primary, secondary] = this.#person(c, call)
-    const sentAt = this.#sentAt(c, call.sent_at)
-    const name = absent(call.name) ? undefined : call.name
-    const properties = absent(call.properties) ? undefined : call.properties
-    const messageId = absent(call.message_id) ? undefined : call.message_id
+    let sentAtIn, name, properties, messageId
+    try {
+      sentAtIn = call.sent_at; name = call.name; properties = call.properties; messageId = call.message_id
+    } catch (err) {
+      throw unreadable(c, call, PAGE_READS, err)
+    }
+    // null is absent.
+    const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
+    name ??= undefined
+    properties ??= undefined
+    messageId ??= undefined
     const item = { type: 'page', name, properties, message_id: messageId, sent_at: sentAt }
     if (!pageView(item)) fail(c, pageView.errors, item, PERSON_FIELDS)
+    const props = this.#object(c, 'properties', properties)
     const json = this.#messageIdHead(messageId) + ',"type":"page"' +
       (name === undefined ? '' : ',"name":' + JSON.stringify(name)) +
-      ',"properties":' + this.#object(c, 'properties', properties) +
-      ',"sent_at":' + this.#stamp(sentAt) + '}'
-    return this.#captured(c, 'properties', key, primary, secondary, 2, json)
+      ',"properties":' + props + ',"sent_at":' + this.#stamp(sentAt) + '}'
+    return this.#captured(c, 'properties', props.length, key, primary, secondary, 2, json)
   }
 
   identify (call: IdentifyCall): Captured {
     const c = 'identify'
-    this.#checkObject(c, call)
+    this.#checkCall(c, call)
     const [key, primary, secondary] = this.#person(c, call)
     return this.#identify(c, call, identifyCall, key, primary, secondary)
   }
 
   trackAccount (call: AccountTrackCall): Captured {
     const c = 'trackAccount'
-    this.#checkObject(c, call)
+    this.#checkCall(c, call)
     const [key, primary, secondary] = this.#account(c, call)
     return this.#event(c, call, key, primary, secondary)
   }
 
   identifyAccount (call: AccountIdentifyCall): Captured {
     const c = 'identifyAccount'
-    this.#checkObject(c, call)
+    this.#checkCall(c, call)
     const [key, primary, secondary] = this.#account(c, call)
     return this.#identify(c, call, accountIdentifyCall, key, primary, secondary)
   }
 
   #event (c: CallName, call: TrackCall | AccountTrackCall, key: string, primary?: string, secondary?: string): Captured {
-    const sentAt = this.#sentAt(c, call.sent_at)
-    const properties = absent(call.properties) ? undefined : call.properties
-    const messageId = absent(call.message_id) ? undefined : call.message_id
-    const item = { type: 'track', event: call.event, properties, message_id: messageId, sent_at: sentAt }
+    let sentAtIn, event, properties, messageId
+    try {
+      sentAtIn = call.sent_at; event = call.event; properties = call.properties; messageId = call.message_id
+    } catch (err) {
+      throw unreadable(c, call, EVENT_READS, err)
+    }
+    const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
+    properties ??= undefined
+    messageId ??= undefined
+    const item = { type: 'track', event, properties, message_id: messageId, sent_at: sentAt }
     if (!trackEvent(item)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
-    const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(call.event) +
-      ',"properties":' + this.#object(c, 'properties', properties) +
-      ',"sent_at":' + this.#stamp(sentAt) + '}'
-    return this.#captured(c, 'properties', key, primary, secondary, 0, json)
+    const props = this.#object(c, 'properties', properties)
+    const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(event) +
+      ',"properties":' + props + ',"sent_at":' + this.#stamp(sentAt) + '}'
+    return this.#captured(c, 'properties', props.length, key, primary, secondary, 0, json)
   }
 
   #identify (c: CallName, call: IdentifyCall | AccountIdentifyCall, validate: Validator, key: string, primary?: string, secondary?: string): Captured {
-    const sentAt = this.#sentAt(c, call.sent_at)
-    const traits = absent(call.traits) ? undefined : call.traits
+    let sentAtIn, given
+    try {
+      sentAtIn = call.sent_at; given = call.traits
+    } catch (err) {
+      throw unreadable(c, call, IDENTIFY_READS, err)
+    }
+    const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
+    given ??= undefined
+    // The schema looks inside traits (email, group_id, vip, ...): it checks the JSON that is sent,
+    // parsed back, not the live object. Anything but an object is left to the schema's own message.
+    let traits: unknown = given
+    let json = '{}'
+    if (typeof given === 'object' && !Array.isArray(given)) {
+      json = this.#object(c, 'traits', given)
+      traits = JSON.parse(json)
+    }
     const item = { type: 'identify', traits, sent_at: sentAt }
     if (!validate(item)) fail(c, validate.errors, item, PERSON_FIELDS)
-    const json = '{"type":"identify","traits":' + this.#object(c, 'traits', traits) + ',"sent_at":' + this.#stamp(sentAt) + '}'
-    return this.#captured(c, 'traits', key, primary, secondary, 1, json)
+    return this.#captured(c, 'traits', json.length, key, primary, secondary, 1,
+      '{"type":"identify","traits":' + json + ',"sent_at":' + this.#stamp(sentAt) + '}')
   }
 
-  #checkObject (c: CallName, call: unknown): void {
-    if (typeof call !== 'object' || call === null || Array.isArray(call)) {
-      throw new InputError(c, 'call', `must be an object, got ${typeName(call)}`)
+  /** An object, with only the fields the call takes (others are reported, see onUnknownField). */
+  #checkCall (c: CallName, call: unknown): void {
+    let ok: boolean
+    try {
+      ok = typeof call === 'object' && call !== null && !Array.isArray(call)
+    } catch (err) { // a revoked Proxy
+      throw new InputError(c, 'call', `could not be read (${message(err)})`, { cause: err })
+    }
+    if (!ok) throw new InputError(c, 'call', `must be an object, got ${typeName(call)}`)
+    const fields = FIELDS[c]
+    // ~7 ns a call: a misspelt field would otherwise lose its data without a word.
+    try {
+      for (const field in call as object) {
+        if (!fields.has(field)) this.#unknownField(c, field, fields)
+      }
+    } catch (err) {
+      if (err instanceof InputError) throw err
+      throw new InputError(c, 'call', `could not be read (${message(err)})`, { cause: err })
     }
   }
 
+  #unknownField (c: CallName, field: string, fields: ReadonlySet<string>): void {
+    const lower = field.toLowerCase()
+    let near: string | undefined
+    for (const f of fields) if (f.toLowerCase() === lower || f.startsWith(lower.slice(0, 4))) { near = f; break }
+    this.#onUnknownField(c, field, near === undefined ? '' : ` (did you mean ${near}?)`)
+  }
+
   #person (c: CallName, call: PersonFields): [key: string, primary: string | undefined, secondary: string | undefined] {
-    const profileId = absent(call.profile_id) ? undefined : call.profile_id
-    const email = absent(call.email) ? undefined : call.email
+    let profileId, email
+    try {
+      profileId = call.profile_id ?? undefined; email = call.email ?? undefined
+    } catch (err) {
+      throw unreadable(c, call, PERSON_READS, err)
+    }
     const ids = { profile_id: profileId, email }
     if (!person(ids)) fail(c, person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
@@ -189,9 +283,13 @@ export class Capturer {
   }
 
   #account (c: CallName, call: AccountFields): [key: string, primary: string | undefined, secondary: string | undefined] {
-    let domain = absent(call.domain) ? undefined : call.domain
+    let domain, accountId
+    try {
+      domain = call.domain ?? undefined; accountId = call.account_id ?? undefined
+    } catch (err) {
+      throw unreadable(c, call, ACCOUNT_READS, err)
+    }
     if (typeof domain === 'string') domain = normalizeDomain(domain)
-    const accountId = absent(call.account_id) ? undefined : call.account_id
     const ids = { domain, account_id: accountId }
     if (!account(ids)) fail(c, account.errors, ids, ACCOUNT_FIELDS)
     if (domain !== undefined) return [domain, domain, accountId]
@@ -199,10 +297,12 @@ export class Capturer {
   }
 
   #sentAt (c: CallName, value: unknown): string | undefined {
-    if (absent(value)) return undefined
-    if (value instanceof Date) {
-      if (Number.isNaN(value.getTime())) throw new InputError(c, 'sent_at', 'is an invalid Date')
-      return value.toISOString()
+    if (value === undefined) return undefined
+    // Any realm's Date (a vm context, a test runner's), not only this one's.
+    if (Object.prototype.toString.call(value) === '[object Date]') {
+      const ms = (value as Date).getTime()
+      if (Number.isNaN(ms)) throw new InputError(c, 'sent_at', 'is an invalid Date')
+      return new Date(ms).toISOString()
     }
     return value as string // checked by the item schema
   }
@@ -213,8 +313,8 @@ export class Capturer {
 
   #stamp (given: string | undefined): string {
     if (given !== undefined) return JSON.stringify(given)
-    // Calls within one millisecond share the string.
-    const ms = this.#now()
+    // Calls within one millisecond share the string. Whole milliseconds: a clock may give fractions.
+    const ms = Math.floor(this.#now())
     if (ms !== this.#isoMs) {
       this.#isoMs = ms
       this.#iso = '"' + isoTime(ms) + '"'
@@ -222,26 +322,33 @@ export class Capturer {
     return this.#iso
   }
 
+  /** The JSON of properties or traits, which must be a plain object and serialise to one. */
   #object (c: CallName, field: string, value: JsonObject | undefined): string {
     if (value === undefined) return '{}'
-    const proto = Object.getPrototypeOf(value)
-    // Plain objects only (any realm): a Map, class instance or Date would be sent as {} or a string.
-    if (proto !== null && Object.getPrototypeOf(proto) !== null) {
-      throw new InputError(c, field, `must be a plain JSON object, got ${typeName(value)}`)
-    }
+    let json: string | undefined
     try {
-      return JSON.stringify(value)
+      // Plain objects only (any realm): a Map, class instance or Date would be sent as {} or a string.
+      const proto = Object.getPrototypeOf(value)
+      if (proto !== null && Object.getPrototypeOf(proto) !== null) throw new InputError(c, field, `must be a plain JSON object, got ${typeName(value)}`)
+      json = JSON.stringify(value) as string | undefined
     } catch (err) {
-      const why = err instanceof Error ? err.message.split('\n')[0] : String(err)
-      throw new InputError(c, field, `cannot be converted to JSON (${why})`, { cause: err })
+      if (err instanceof InputError) throw err
+      throw new InputError(c, field, `cannot be converted to JSON (${message(err)})`, { cause: err })
     }
+    // A toJSON() of its own may turn it into anything, undefined included (not JSON at all).
+    if (typeof json !== 'string' || json.charCodeAt(0) !== 0x7b /* { */) {
+      throw new InputError(c, field, `must serialise to a JSON object, but its toJSON() gave ${json === undefined ? 'undefined' : json.slice(0, 40)}`)
+    }
+    return json
   }
 
-  #captured (c: CallName, field: string, key: string, primary: string | undefined, secondary: string | undefined,
+  /** `field` (properties or traits) is named when its JSON is most of an item too large; otherwise the call is. */
+  #captured (c: CallName, field: string, fieldChars: number, key: string, primary: string | undefined, secondary: string | undefined,
     list: ListIndex, json: string): Captured {
     const bytes = Buffer.byteLength(json) + (json.charCodeAt(0) === NEEDS_MESSAGE_ID ? MESSAGE_ID_HEAD_BYTES : 0)
     if (bytes > this.#maxItemBytes) {
-      throw new InputError(c, field, `makes the item ${bytes} bytes of JSON; the limit (maxItemBytes) is ${this.#maxItemBytes}`)
+      const culprit = fieldChars * 2 > json.length ? field : 'call'
+      throw new InputError(c, culprit, `makes the item ${bytes} bytes of JSON; the limit (maxItemBytes) is ${this.#maxItemBytes}`)
     }
     return { key, primary, secondary, list, json, bytes }
   }

@@ -12,10 +12,15 @@ const FIELD_REASONS: Record<string, string> = {
 
 export function typeName (value: unknown): string {
   if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'object') {
-    const ctor = (value as { constructor?: { name?: unknown } }).constructor
-    return typeof ctor?.name === 'string' && ctor.name !== 'Object' ? `a ${ctor.name}` : 'an object'
+  if (value === undefined) return 'undefined'
+  try {
+    if (Array.isArray(value)) return 'an array'
+    if (typeof value === 'object') {
+      const ctor = (value as { constructor?: { name?: unknown } }).constructor
+      return typeof ctor?.name === 'string' && ctor.name !== 'Object' ? `a ${ctor.name}` : 'an object'
+    }
+  } catch {
+    return 'an object that cannot be read' // a revoked Proxy, a throwing getter
   }
   return `a ${typeof value}`
 }
@@ -43,7 +48,8 @@ export function describeAjvError (errors: AjvError[] | null | undefined, data: u
   const value = valueAt(data, err.instancePath)
   switch (err.keyword) {
     case 'type': {
-      const want = err.params.type === 'object' ? 'a JSON object' : `a ${String(err.params.type)}`
+      const type = String(err.params.type)
+      const want = type === 'object' ? 'a JSON object' : /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
       return [field, `must be ${want}, got ${typeName(value)}`]
     }
     case 'minLength':

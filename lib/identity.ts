@@ -41,6 +41,7 @@ export function normalizeDomain (input: string): string {
   if (at !== -1) s = s.slice(at + 1)
   s = s.replace(/:\d*$/, '').replace(/\.$/, '')
   // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(s)) s = domainToASCII(s)
+  // Converted, an ideographic full stop at the end (acme.com。) is a trailing dot like any other.
+  if (/[^\x00-\x7f]/.test(s)) s = domainToASCII(s).replace(/\.$/, '')
   return s
 }

@@ -45,7 +45,12 @@ export interface VisitorHooks<Req> {
 
 const blank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '')
 
-const isPlainObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
+/** A plain object (any realm). A Map, Date or class instance is passed on as given, for the tracker to refuse. */
+function isPlainObject (v: unknown): v is JsonObject {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const proto = Object.getPrototypeOf(v)
+  return proto === null || Object.getPrototypeOf(proto) === null
+}
 
 /** Holds only references: one small object per request, no closures. */
 export class Visitor<Req> implements KoalaVisitor {
@@ -81,10 +86,15 @@ export class Visitor<Req> implements KoalaVisitor {
   page (name?: string | null, properties?: JsonObject | null, options?: CallOptions): void {
     const path = this.#path()
     let props = properties
-    if (path !== undefined && (properties == null || isPlainObject(properties))) {
-      // Spreading runs the caller's getters: one that throws must not reach the request handler.
-      // The tracker then meets it while serialising, and reports the call as invalid (field properties).
-      try { props = { path, ...properties } } catch { props = properties }
+    // Spreading runs the caller's getters (and a Proxy's traps): one that throws must not reach the
+    // request handler. The tracker then meets it while serialising, and reports the call as invalid.
+    // Nor is a toJSON() of its own copied: the tracker is given the object itself, and checks what it becomes.
+    try {
+      if (path !== undefined && (properties == null || (isPlainObject(properties) && !Object.hasOwn(properties, 'toJSON')))) {
+        props = { path, ...properties }
+      }
+    } catch {
+      props = properties
     }
     this.#tracker.page({
       profile_id: this.profileId, email: this.#email(), name, properties: props, message_id: options?.message_id, sent_at: options?.sent_at

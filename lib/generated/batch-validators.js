@@ -141,6 +141,7 @@ return errors === 0;
 validate21.evaluated = {"props":{"profile_id":true,"email":true},"dynamicProps":false,"dynamicItems":false};
 
 const pattern5 = new RegExp("\\S", "u");
+const pattern7 = new RegExp("^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$", "u");
 let formats2Loaded;
 const formats2 = { validate: (data) => (formats2Loaded ??= require("ajv-formats/dist/formats").fullFormats["date-time"]).validate(data) };
 
@@ -185,6 +186,12 @@ else {
 if(func1(data0) < 1){
 validate23.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
+}
+else {
+if(!pattern5.test(data0)){
+validate23.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/pattern",keyword:"pattern",params:{pattern: "\\S"},message:"must match pattern \""+"\\S"+"\""}];
+return false;
+}
 }
 }
 }
@@ -269,9 +276,15 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
+if(!pattern7.test(data4)){
+validate23.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/pattern",keyword:"pattern",params:{pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"},message:"must match pattern \""+"^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"+"\""}];
+return false;
+}
+else {
 if(!(formats2.validate(data4))){
 validate23.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
+}
 }
 }
 else {
@@ -349,9 +362,15 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
+if(!pattern7.test(data1)){
+validate25.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/pattern",keyword:"pattern",params:{pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"},message:"must match pattern \""+"^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"+"\""}];
+return false;
+}
+else {
 if(!(formats2.validate(data1))){
 validate25.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
+}
 }
 }
 else {
@@ -373,6 +392,7 @@ if(errors === _errs6){
 if(data2 && typeof data2 == "object" && !Array.isArray(data2)){
 if(data2.email !== undefined){
 let data3 = data2.email;
+const _errs9 = errors;
 const _errs10 = errors;
 if(errors === _errs10){
 if(errors === _errs10){
@@ -391,6 +411,49 @@ return false;
 else {
 validate25.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$defs/Email/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
+}
+}
+}
+var valid2 = _errs9 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.billing_plan !== undefined){
+const _errs12 = errors;
+if(typeof data2.billing_plan !== "string"){
+validate25.errors = [{instancePath:instancePath+"/traits/billing_plan",schemaPath:"#/properties/traits/properties/billing_plan/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+var valid2 = _errs12 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.vip !== undefined){
+const _errs14 = errors;
+if(typeof data2.vip !== "boolean"){
+validate25.errors = [{instancePath:instancePath+"/traits/vip",schemaPath:"#/properties/traits/properties/vip/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid2 = _errs14 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.is_current_customer !== undefined){
+const _errs16 = errors;
+if(typeof data2.is_current_customer !== "boolean"){
+validate25.errors = [{instancePath:instancePath+"/traits/is_current_customer",schemaPath:"#/properties/traits/properties/is_current_customer/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid2 = _errs16 === errors;
+}
+else {
+var valid2 = true;
 }
 }
 }
@@ -463,6 +526,12 @@ else {
 if(func1(data0) < 1){
 validate27.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
+}
+else {
+if(!pattern5.test(data0)){
+validate27.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/pattern",keyword:"pattern",params:{pattern: "\\S"},message:"must match pattern \""+"\\S"+"\""}];
+return false;
+}
 }
 }
 }
@@ -541,9 +610,15 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
+if(!pattern7.test(data4)){
+validate27.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/pattern",keyword:"pattern",params:{pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"},message:"must match pattern \""+"^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"+"\""}];
+return false;
+}
+else {
 if(!(formats2.validate(data4))){
 validate27.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
+}
 }
 }
 else {
@@ -724,7 +799,7 @@ validate20.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
 exports.accountBatch = validate29;
 const formats10 = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$/i;
-const pattern6 = new RegExp("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$", "u");
+const pattern11 = new RegExp("^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$", "u");
 
 function validate30(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -812,7 +887,7 @@ validate30.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Do
 return false;
 }
 else {
-if(!pattern6.test(data0)){
+if(!pattern11.test(data0)){
 validate30.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Domain/pattern",keyword:"pattern",params:{pattern: "^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$"},message:"must match pattern \""+"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$"+"\""}];
 return false;
 }
@@ -929,9 +1004,15 @@ const _errs4 = errors;
 if(errors === _errs4){
 if(errors === _errs4){
 if(typeof data1 === "string"){
+if(!pattern7.test(data1)){
+validate32.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"profile-batch.schema.json#/$defs/SentAt/pattern",keyword:"pattern",params:{pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"},message:"must match pattern \""+"^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"+"\""}];
+return false;
+}
+else {
 if(!(formats2.validate(data1))){
 validate32.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"profile-batch.schema.json#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
+}
 }
 }
 else {
@@ -970,6 +1051,50 @@ return false;
 else {
 validate32.errors = [{instancePath:instancePath+"/traits/group_id",schemaPath:"#/properties/traits/properties/group_id/type",keyword:"type",params:{type: "string"},message:"must be string"}];
 return false;
+}
+}
+var valid2 = _errs9 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.billing_plan !== undefined){
+const _errs11 = errors;
+if(typeof data2.billing_plan !== "string"){
+validate32.errors = [{instancePath:instancePath+"/traits/billing_plan",schemaPath:"#/properties/traits/properties/billing_plan/type",keyword:"type",params:{type: "string"},message:"must be string"}];
+return false;
+}
+var valid2 = _errs11 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.vip !== undefined){
+const _errs13 = errors;
+if(typeof data2.vip !== "boolean"){
+validate32.errors = [{instancePath:instancePath+"/traits/vip",schemaPath:"#/properties/traits/properties/vip/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"}];
+return false;
+}
+var valid2 = _errs13 === errors;
+}
+else {
+var valid2 = true;
+}
+if(valid2){
+if(data2.headcount !== undefined){
+let data6 = data2.headcount;
+const _errs15 = errors;
+if(!(((typeof data6 == "number") && (!(data6 % 1) && !isNaN(data6))) && (isFinite(data6)))){
+validate32.errors = [{instancePath:instancePath+"/traits/headcount",schemaPath:"#/properties/traits/properties/headcount/type",keyword:"type",params:{type: "integer"},message:"must be integer"}];
+return false;
+}
+var valid2 = _errs15 === errors;
+}
+else {
+var valid2 = true;
+}
 }
 }
 }
@@ -1041,6 +1166,12 @@ else {
 if(func1(data0) < 1){
 validate34.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
+}
+else {
+if(!pattern5.test(data0)){
+validate34.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/pattern",keyword:"pattern",params:{pattern: "\\S"},message:"must match pattern \""+"\\S"+"\""}];
+return false;
+}
 }
 }
 }
@@ -1125,9 +1256,15 @@ const _errs13 = errors;
 if(errors === _errs13){
 if(errors === _errs13){
 if(typeof data4 === "string"){
+if(!pattern7.test(data4)){
+validate34.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/pattern",keyword:"pattern",params:{pattern: "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"},message:"must match pattern \""+"^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d+)?(?:[Zz]|[+-]\\d{2}:\\d{2})$"+"\""}];
+return false;
+}
+else {
 if(!(formats2.validate(data4))){
 validate34.errors = [{instancePath:instancePath+"/sent_at",schemaPath:"#/$defs/SentAt/format",keyword:"format",params:{format: "date-time"},message:"must match format \""+"date-time"+"\""}];
 return false;
+}
 }
 }
 else {
