@@ -115,6 +115,8 @@ async function coldStart (n = 15, env = {}) {
     requireMs: med('tracker', 'requireMs'),
     createMs: med('tracker', 'createMs'),
     firstCallMs: med('tracker', 'firstCallMs'),
+    // What the lazy loading moved to the first send: the event loop blocked from flush() to the next turn.
+    firstSendMs: med('tracker', 'firstSendMs'),
     modules: runs.tracker[0].modules,
     importTotalMs: med('import', 'totalMs'),
     importMs: med('import', 'importMs'),
