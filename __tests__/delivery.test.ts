@@ -270,6 +270,21 @@ describe('Retry-After and the shared pause', () => {
 })
 
 describe('backpressure and outages', () => {
+  test('a retry approved within maxRetryDurationMs still goes when its timer fires a little late', async () => {
+    let lagMs = 0
+    h = await harness({ random: () => 1, retryBaseDelayMs: 199, retryMaxDelayMs: 199, maxRetryDurationMs: 200 }, { fault: script({ status: 503 }) })
+    const late = { now: () => h.clock.now() + lagMs, setTimeout: h.clock.setTimeout.bind(h.clock), clearTimeout: h.clock.clearTimeout.bind(h.clock) }
+    const t = h.make({ clock: late })
+    const retry = nextEvent(t, 'retry')
+    t.track({ email: 'a@example.com', event: 'x' })
+    const flushed = t.flush(LONG)
+    expect(await retry).toMatchObject({ delayMs: 199 })
+    lagMs = 6 // a busy event loop: the wake runs 6 ms after its time, 205 ms after the first attempt
+    h.clock.advance(199)
+    await expect(flushed).resolves.toMatchObject({ delivered: 1, failed: 0 })
+    expect(h.collector.stats().requests).toBe(2)
+  })
+
   test('a failure while handling an answer (a random() that throws) settles that batch instead of stranding it', async () => {
     h = await harness({ random: () => { throw new Error('no entropy') } }, { fault: script({ status: 503 }) })
     h.tracker.track({ email: 'a@example.com', event: 'x' })

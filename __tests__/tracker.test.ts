@@ -490,6 +490,7 @@ describe('what is checked is what is sent', () => {
     ['sent_at with +0530 for +05:30', () => h.tracker.track({ profile_id: pid, event: 'x', sent_at: '2024-05-01T12:00:00+0530' }), 'sent_at', 'must be an ISO 8601 date-time'],
     ['a blank message_id', () => h.tracker.track({ profile_id: pid, event: 'x', message_id: '   ' }), 'message_id', 'must not be blank'],
     ['a call whose getter throws', () => h.tracker.track({ profile_id: pid, get event (): string { throw new Error('lazy') } }), 'event', 'could not be read (lazy)'],
+    ['an object that only says it is a Date', () => h.tracker.track({ profile_id: pid, event: 'x', sent_at: { [Symbol.toStringTag]: 'Date' } as never }), 'sent_at', 'could not be read as a Date'],
     ['a revoked Proxy', () => {
       const { proxy, revoke } = Proxy.revocable({}, {})
       revoke()
@@ -531,6 +532,11 @@ describe('what is checked is what is sent', () => {
     expect(h.logger.lines.filter(l => l.level === 'warn').map(l => l.msg)).toEqual([
       "koala-tracker: track() has no field 'propertes' (did you mean properties?); it was left out of what is sent"
     ])
+    // Names come from the caller's objects: each is said once, and at most 64 of them, so the log and
+    // the tallies behind it stay bounded whatever the calls carry.
+    for (let i = 0; i < 100; i++) h.tracker.track({ profile_id: pid, event: 'x', [`utm_${i}`]: 'y' } as never)
+    expect(h.logger.lines.filter(l => l.level === 'warn')).toHaveLength(64)
+    expect(await h.tracker.flush()).toMatchObject({ delivered: 100, failed: 0 })
     const strict = h.make({ strict: true })
     expect(() => strict.identify({ profile_id: pid, trait: { plan: 'pro' } } as never)).toThrow(expect.objectContaining({
       code: 'KOALA_ERR_INVALID_INPUT', field: 'trait', message: expect.stringContaining('is not a field of identify() (did you mean traits?)')

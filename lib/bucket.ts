@@ -12,6 +12,9 @@ export interface Batch {
   attempts: number
   /** Clock time of the first attempt; NaN before it. */
   firstAttemptAt: number
+  /** When its approved retry may go (the shared pause's end), and how long it was told to wait. */
+  retryAt: number
+  retryWaitMs: number
   settled: boolean
   /**
    * Its place in the order batches reach the Sender, from 1: a flush() waits
@@ -48,6 +51,8 @@ export function toBatch (t: Taken): Batch {
     bytes: t.bytes,
     attempts: 0,
     firstAttemptAt: Number.NaN,
+    retryAt: 0,
+    retryWaitMs: 0,
     settled: false,
     seq: 0,
     abort: undefined,

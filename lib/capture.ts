@@ -111,6 +111,24 @@ function unreadable (c: CallName, call: object, fields: string[], err: unknown):
   return new InputError(c, 'call', `could not be read (${message(err)})`, { cause: err })
 }
 
+/** Unknown field names reported, at most: they come from the caller's objects, and each costs a log key for good. */
+const MAX_UNKNOWN_FIELDS = 64
+/** Traits the schemas type: checked as they will be serialised when they could answer differently (see #identify). */
+const TYPED_TRAITS = ['email', 'group_id', 'billing_plan', 'vip', 'is_current_customer', 'headcount']
+
+/**
+ * Whether validating the live traits could see other values than JSON.stringify will: a toJSON() of
+ * their own, a getter on a typed trait, or an object there (whose toJSON() could make it a string).
+ */
+function serialiseFirst (traits: object): boolean {
+  if (Object.hasOwn(traits, 'toJSON')) return true
+  for (const key of TYPED_TRAITS) {
+    const d = Object.getOwnPropertyDescriptor(traits, key)
+    if (d !== undefined && (d.get !== undefined || (typeof d.value === 'object' && d.value !== null))) return true
+  }
+  return false
+}
+
 const PAGE_READS = ['sent_at', 'name', 'properties', 'message_id']
 const EVENT_READS = ['sent_at', 'event', 'properties', 'message_id']
 const IDENTIFY_READS = ['sent_at', 'traits']
@@ -131,17 +149,22 @@ export class Capturer {
   readonly #now: () => number
   readonly #maxItemBytes: number
   readonly #onUnknownField: (call: CallName, field: string, hint: string) => void
+  readonly #strict: boolean
+  /** Unknown field names already reported (each once), by call. */
+  readonly #unknown = new Map<CallName, Set<string>>()
+  #unknownCount = 0
   #isoMs = Number.NaN
   #iso = ''
 
   /**
-   * `onUnknownField` hears of a field the call does not take (it is left out); it may throw
-   * an InputError to refuse the call instead (strict mode).
+   * `onUnknownField` hears of a field the call does not take (it is left out): once per name, for
+   * at most MAX_UNKNOWN_FIELDS names. With `strict` it hears of every one, and throws an InputError.
    */
-  constructor (now: () => number, maxItemBytes: number, onUnknownField: (call: CallName, field: string, hint: string) => void = () => {}) {
+  constructor (now: () => number, maxItemBytes: number, onUnknownField: (call: CallName, field: string, hint: string) => void = () => {}, strict = false) {
     this.#now = now
     this.#maxItemBytes = maxItemBytes
     this.#onUnknownField = onUnknownField
+    this.#strict = strict
   }
 
   track (call: TrackCall): Captured {
@@ -223,16 +246,18 @@ export class Capturer {
     }
     const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
     given ??= undefined
-    // The schema looks inside traits (email, group_id, vip, ...): it checks the JSON that is sent,
-    // parsed back, not the live object. Anything but an object is left to the schema's own message.
+    // The schema looks inside traits (email, group_id, vip, ...). When the live object could show it
+    // other values than JSON.stringify will see, it checks the JSON that is sent, parsed back (a cost
+    // of ~1 µs for small traits, so only then). Anything but an object is left to the schema's own message.
     let traits: unknown = given
-    let json = '{}'
-    if (typeof given === 'object' && !Array.isArray(given)) {
+    let json: string | undefined
+    if (typeof given === 'object' && !Array.isArray(given) && serialiseFirst(given)) {
       json = this.#object(c, 'traits', given)
       traits = JSON.parse(json)
     }
     const item = { type: 'identify', traits, sent_at: sentAt }
     if (!validate(item)) fail(c, validate.errors, item, PERSON_FIELDS)
+    json ??= this.#object(c, 'traits', given)
     return this.#captured(c, 'traits', json.length, key, primary, secondary, 1,
       '{"type":"identify","traits":' + json + ',"sent_at":' + this.#stamp(sentAt) + '}')
   }
@@ -259,9 +284,17 @@ export class Capturer {
   }
 
   #unknownField (c: CallName, field: string, fields: ReadonlySet<string>): void {
+    if (!this.#strict) {
+      let seen = this.#unknown.get(c)
+      if (seen === undefined) this.#unknown.set(c, seen = new Set())
+      if (seen.has(field) || this.#unknownCount >= MAX_UNKNOWN_FIELDS) return
+      seen.add(field)
+      this.#unknownCount++
+    }
+    if (field.length > 64) field = field.slice(0, 64) + '…'
     const lower = field.toLowerCase()
     let near: string | undefined
-    for (const f of fields) if (f.toLowerCase() === lower || f.startsWith(lower.slice(0, 4))) { near = f; break }
+    for (const f of fields) if (f.toLowerCase() === lower || (lower.length >= 4 && f.startsWith(lower.slice(0, 4)))) { near = f; break }
     this.#onUnknownField(c, field, near === undefined ? '' : ` (did you mean ${near}?)`)
   }
 
@@ -298,13 +331,17 @@ export class Capturer {
 
   #sentAt (c: CallName, value: unknown): string | undefined {
     if (value === undefined) return undefined
+    if (typeof value === 'string') return value // checked by the item schema
     // Any realm's Date (a vm context, a test runner's), not only this one's.
-    if (Object.prototype.toString.call(value) === '[object Date]') {
-      const ms = (value as Date).getTime()
-      if (Number.isNaN(ms)) throw new InputError(c, 'sent_at', 'is an invalid Date')
-      return new Date(ms).toISOString()
+    let ms: number | undefined
+    try {
+      if (Object.prototype.toString.call(value) === '[object Date]') ms = Date.prototype.getTime.call(value)
+    } catch (err) { // a Proxy, or an object that only says it is a Date
+      throw new InputError(c, 'sent_at', `could not be read as a Date (${message(err)})`, { cause: err })
     }
-    return value as string // checked by the item schema
+    if (ms === undefined) return value as string // not a string: the item schema refuses it
+    if (Number.isNaN(ms)) throw new InputError(c, 'sent_at', 'is an invalid Date')
+    return new Date(ms).toISOString()
   }
 
   #messageIdHead (given: string | undefined): string {

@@ -50,7 +50,8 @@ export function describeAjvError (errors: AjvError[] | null | undefined, data: u
     case 'type': {
       const type = String(err.params.type)
       const want = type === 'object' ? 'a JSON object' : /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`
-      return [field, `must be ${want}, got ${typeName(value)}`]
+      // "must be an integer, got a number" would not say what is wrong with 12.5.
+      return [field, `must be ${want}, got ${type === 'integer' && typeof value === 'number' ? String(value) : typeName(value)}`]
     }
     case 'minLength':
       return [field, 'must not be empty']

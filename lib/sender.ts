@@ -180,8 +180,10 @@ export class Sender {
         this.#head = 0
       }
       // Its budget was checked when its last attempt failed, but during an outage the queue is served
-      // one probe per pause, and a retried batch may wait far longer than that for its turn.
-      if (batch.attempts > 0 && now - batch.firstAttemptAt > this.#d.opts.maxRetryDurationMs) {
+      // one probe per pause, and a retried batch may wait far longer than that for its turn. Late by
+      // less than its own wait is a timer firing late, not a turn missed: that retry goes.
+      if (batch.attempts > 0 && now - batch.firstAttemptAt > this.#d.opts.maxRetryDurationMs &&
+        now - batch.retryAt > batch.retryWaitMs) {
         this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts: maxRetryDurationMs ` +
           `(${this.#d.opts.maxRetryDurationMs} ms) passed while it waited for its turn`)
         continue
@@ -272,6 +274,8 @@ export class Sender {
           return
         }
         requests.retried++
+        batch.retryAt = this.#pausedUntil
+        batch.retryWaitMs = this.#pausedUntil - now
         this.#ready.push(batch)
         this.#armWake(this.#pausedUntil - now)
         const fields = { status: outcome.status, detail: outcome.detail, delayMs, failures: this.#failures }

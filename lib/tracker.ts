@@ -64,7 +64,7 @@ export class Tracker {
       if (opts.strict) throw new InputError(call, field, `is not a field of ${call}()${hint}`)
       this.#reporter.note(`unknown:${call}:${field}`, 'warn', { call, field },
         `koala-tracker: ${call}() has no field '${field}'${hint}; it was left out of what is sent`)
-    })
+    }, opts.strict)
     this.#routes = createRoutes(opts.projectPath)
     this.#budget = new Budget(opts.maxBufferedItems, opts.maxBufferedBytes)
     this.#events = new Emitter((event, err) =>
