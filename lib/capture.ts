@@ -93,15 +93,21 @@ function fail (call: CallName, errors: Validator['errors'], data: unknown, ids: 
   throw new InputError(call, field, reason)
 }
 
+/** A plain object, of any realm: not a Map, Date, array or class instance (which JSON would send as {} or a string). */
+export function isPlainObject (value: object): boolean {
+  const proto = Object.getPrototypeOf(value)
+  return proto === null || Object.getPrototypeOf(proto) === null
+}
+
 const message = (err: unknown): string => err instanceof Error ? err.message.split('\n')[0] : String(err)
 
 /**
  * Fields are read once each (what is checked is what is sent), by name in one
  * try block per call: a getter that throws is the caller's mistake. Only then
- * are they read again, one by one, to name the one that throws.
+ * are the call's fields read again, one by one, to name the one that throws.
  */
-function unreadable (c: CallName, call: object, fields: string[], err: unknown): InputError {
-  for (const field of fields) {
+function unreadable (c: CallName, call: object, err: unknown): InputError {
+  for (const field of FIELDS[c]) {
     try {
       void (call as Record<string, unknown>)[field]
     } catch (e) {
@@ -129,11 +135,6 @@ function serialiseFirst (traits: object): boolean {
   return false
 }
 
-const PAGE_READS = ['sent_at', 'name', 'properties', 'message_id']
-const EVENT_READS = ['sent_at', 'event', 'properties', 'message_id']
-const IDENTIFY_READS = ['sent_at', 'traits']
-const PERSON_READS = ['profile_id', 'email']
-const ACCOUNT_READS = ['domain', 'account_id']
 
 /**
  * Validates calls and captures them as JSON at call time. Serialising now
@@ -149,6 +150,7 @@ export class Capturer {
   readonly #now: () => number
   readonly #maxItemBytes: number
   readonly #onUnknownField: (call: CallName, field: string, hint: string) => void
+  /** Strict: a field the call does not take refuses the call (an InputError), every time. */
   readonly #strict: boolean
   /** Unknown field names already reported (each once), by call. */
   readonly #unknown = new Map<CallName, Set<string>>()
@@ -158,7 +160,7 @@ export class Capturer {
 
   /**
    * `onUnknownField` hears of a field the call does not take (it is left out): once per name, for
-   * at most MAX_UNKNOWN_FIELDS names. With `strict` it hears of every one, and throws an InputError.
+   * at most MAX_UNKNOWN_FIELDS names. With `strict` the call is refused instead.
    */
   constructor (now: () => number, maxItemBytes: number, onUnknownField: (call: CallName, field: string, hint: string) => void = () => {}, strict = false) {
     this.#now = now
@@ -182,7 +184,7 @@ export class Capturer {
     try {
       sentAtIn = call.sent_at; name = call.name; properties = call.properties; messageId = call.message_id
     } catch (err) {
-      throw unreadable(c, call, PAGE_READS, err)
+      throw unreadable(c, call, err)
     }
     // null is absent.
     const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
@@ -224,7 +226,7 @@ export class Capturer {
     try {
       sentAtIn = call.sent_at; event = call.event; properties = call.properties; messageId = call.message_id
     } catch (err) {
-      throw unreadable(c, call, EVENT_READS, err)
+      throw unreadable(c, call, err)
     }
     const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
     properties ??= undefined
@@ -242,7 +244,7 @@ export class Capturer {
     try {
       sentAtIn = call.sent_at; given = call.traits
     } catch (err) {
-      throw unreadable(c, call, IDENTIFY_READS, err)
+      throw unreadable(c, call, err)
     }
     const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
     given ??= undefined
@@ -295,7 +297,9 @@ export class Capturer {
     const lower = field.toLowerCase()
     let near: string | undefined
     for (const f of fields) if (f.toLowerCase() === lower || (lower.length >= 4 && f.startsWith(lower.slice(0, 4)))) { near = f; break }
-    this.#onUnknownField(c, field, near === undefined ? '' : ` (did you mean ${near}?)`)
+    const hint = near === undefined ? '' : ` (did you mean ${near}?)`
+    if (this.#strict) throw new InputError(c, field, `is not a field of ${c}()${hint}`)
+    this.#onUnknownField(c, field, hint)
   }
 
   #person (c: CallName, call: PersonFields): [key: string, primary: string | undefined, secondary: string | undefined] {
@@ -303,7 +307,7 @@ export class Capturer {
     try {
       profileId = call.profile_id ?? undefined; email = call.email ?? undefined
     } catch (err) {
-      throw unreadable(c, call, PERSON_READS, err)
+      throw unreadable(c, call, err)
     }
     const ids = { profile_id: profileId, email }
     if (!person(ids)) fail(c, person.errors, ids, PERSON_FIELDS)
@@ -320,7 +324,7 @@ export class Capturer {
     try {
       domain = call.domain ?? undefined; accountId = call.account_id ?? undefined
     } catch (err) {
-      throw unreadable(c, call, ACCOUNT_READS, err)
+      throw unreadable(c, call, err)
     }
     if (typeof domain === 'string') domain = normalizeDomain(domain)
     const ids = { domain, account_id: accountId }
@@ -364,9 +368,7 @@ export class Capturer {
     if (value === undefined) return '{}'
     let json: string | undefined
     try {
-      // Plain objects only (any realm): a Map, class instance or Date would be sent as {} or a string.
-      const proto = Object.getPrototypeOf(value)
-      if (proto !== null && Object.getPrototypeOf(proto) !== null) throw new InputError(c, field, `must be a plain JSON object, got ${typeName(value)}`)
+      if (!isPlainObject(value)) throw new InputError(c, field, `must be a plain JSON object, got ${typeName(value)}`)
       json = JSON.stringify(value) as string | undefined
     } catch (err) {
       if (err instanceof InputError) throw err

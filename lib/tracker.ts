@@ -59,9 +59,8 @@ export class Tracker {
     const logger = opts.logger !== undefined ? childLogger(opts.logger) : createDefaultLogger()
     this.#reporter = new Reporter(logger, this.#clock, opts.logSummaryIntervalMs)
     for (const w of warnings) this.#reporter.note(`option:${w}`, 'warn', {}, w)
+    // The call goes without the field, and that is said once (strict: the call is refused as invalid).
     this.#capturer = new Capturer(this.#clock.now.bind(this.#clock), opts.maxItemBytes, (call, field, hint) => {
-      // Strict: refused like any invalid input. Otherwise the call goes without the field, and that is said once.
-      if (opts.strict) throw new InputError(call, field, `is not a field of ${call}()${hint}`)
       this.#reporter.note(`unknown:${call}:${field}`, 'warn', { call, field },
         `koala-tracker: ${call}() has no field '${field}'${hint}; it was left out of what is sent`)
     }, opts.strict)

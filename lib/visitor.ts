@@ -1,4 +1,4 @@
-import type { IdentifyCall, JsonObject, PageCall, TrackCall } from './capture'
+import { isPlainObject, type IdentifyCall, type JsonObject, type PageCall, type TrackCall } from './capture'
 
 /** What a visitor handle needs from a tracker: a Tracker, or the singleton `koala`. */
 export interface VisitorTracker {
@@ -45,12 +45,8 @@ export interface VisitorHooks<Req> {
 
 const blank = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'string' && v.trim() === '')
 
-/** A plain object (any realm). A Map, Date or class instance is passed on as given, for the tracker to refuse. */
-function isPlainObject (v: unknown): v is JsonObject {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
-  const proto = Object.getPrototypeOf(v)
-  return proto === null || Object.getPrototypeOf(proto) === null
-}
+/** A Map, Date or class instance is passed on as given, for the tracker to refuse. */
+const isPlainJson = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && isPlainObject(v)
 
 /** Holds only references: one small object per request, no closures. */
 export class Visitor<Req> implements KoalaVisitor {
@@ -90,7 +86,7 @@ export class Visitor<Req> implements KoalaVisitor {
     // request handler. The tracker then meets it while serialising, and reports the call as invalid.
     // Nor is a toJSON() of its own copied: the tracker is given the object itself, and checks what it becomes.
     try {
-      if (path !== undefined && (properties == null || (isPlainObject(properties) && !Object.hasOwn(properties, 'toJSON')))) {
+      if (path !== undefined && (properties == null || (isPlainJson(properties) && !Object.hasOwn(properties, 'toJSON')))) {
         props = { path, ...properties }
       }
     } catch {
