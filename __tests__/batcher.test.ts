@@ -17,7 +17,7 @@ function setup (maxBuckets = 100): { batcher: Batcher, batches: Batch[], errors:
   return { batcher, batches, errors, clock }
 }
 
-const body = (b: Batch): { profile_id?: string, events?: Array<{ event: string, message_id: string }> } => JSON.parse(b.body)
+const body = (b: Batch): { profile_id?: string, events?: Array<{ event: string, message_id: string }> } => JSON.parse(String(b.body))
 
 describe('Batcher: a full bucket', () => {
   test('is taken out by the call that fills it, and its body is built after that call returns, within the same tick', async () => {
@@ -91,14 +91,41 @@ describe('Bucket lists', () => {
     batcher.sealAll()
 
     expect(batches.map(b => b.items)).toEqual([6, 1])
-    const first = JSON.parse(batches[0].body)
+    const first = JSON.parse(String(batches[0].body))
     expect(Object.keys(first)).toEqual(['profile_id', 'email', 'events', 'identifies', 'page_views'])
     expect(first).toMatchObject({ profile_id: pid, email })
     expect(first.events.map((e: { event: string }) => e.event)).toEqual(['only'])
     expect(first.identifies.map((e: { traits: { n: number } }) => e.traits.n)).toEqual([1, 2])
     expect(first.page_views.map((e: { name: string }) => e.name)).toEqual(['p0', 'p1', 'p2'])
     // Taken out with its lists: the second batch holds only the new call, under no email.
-    const second = JSON.parse(batches[1].body)
+    const second = JSON.parse(String(batches[1].body))
     expect(second).toEqual({ profile_id: pid, page_views: [expect.objectContaining({ name: 'again' })] })
+  })
+})
+
+describe('Capturer: a profile_id seen on the call before', () => {
+  const ids = (c: { key: string, primary?: string, secondary?: string }): unknown[] => [c.key, c.primary, c.secondary]
+
+  test('keys the next call alone the same way, and never lets a call without one through', () => {
+    const fresh = new Capturer(() => Date.UTC(2026, 10, 26), 32 * 1024)
+    const upper = person().toUpperCase()
+    const lower = upper.toLowerCase()
+    const noId = (): unknown => fresh.track({ event: 'no id' })
+    expect(noId).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'profile_id or email' }))
+    expect(ids(fresh.track({ profile_id: upper, event: 'a' }))).toEqual([lower, lower, undefined])
+    expect(ids(fresh.track({ profile_id: upper, event: 'b' }))).toEqual([lower, lower, undefined])
+    expect(noId).toThrow(expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field: 'profile_id or email' }))
+    expect(ids(fresh.page({ profile_id: upper, email: 'ada@example.com' }))).toEqual([lower, lower, 'ada@example.com'])
+    expect(ids(fresh.track({ profile_id: upper, event: 'c' }))).toEqual([lower, lower, undefined])
+  })
+
+  test('is checked again when it was refused, whatever came before', () => {
+    const fresh = new Capturer(() => Date.UTC(2026, 10, 26), 32 * 1024)
+    const good = person()
+    fresh.track({ profile_id: good, event: 'a' })
+    for (let i = 0; i < 2; i++) {
+      expect(() => fresh.track({ profile_id: 'not-a-uuid', event: 'b' })).toThrow(expect.objectContaining({ field: 'profile_id' }))
+    }
+    expect(ids(fresh.track({ profile_id: `${good}`, event: 'c' }))).toEqual([good, good, undefined])
   })
 })

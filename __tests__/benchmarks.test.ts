@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,4 +50,22 @@ describe('the benchmark', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
+
+  test('instructions per item: a usage line for arguments it cannot run', async () => {
+    const run = startNode([join(ROOT, 'benchmarks/instructions.mjs'), '--scales', '0.2,0.1', 'S1', 'tracker'], { guardMs: 20_000 })
+    const { code, stdout, stderr } = await run.exited
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' })
+    expect(stderr).toMatch(/^usage: node benchmarks\/instructions\.mjs /)
+  }, 30_000)
+
+  // Only where valgrind is installed (the CI machine has none): ~45 s, most of it starting Node under callgrind.
+  const valgrind = spawnSync('valgrind', ['--version']).status === 0
+  ;(valgrind ? test : test.skip)('instructions per item under callgrind, every item received exactly once', async () => {
+    const run = startNode([join(ROOT, 'benchmarks/instructions.mjs'), '--scales', '0.002,0.004', 'S1', 'tracker'], { guardMs: 170_000 })
+    const { code, stdout, stderr } = await run.exited
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+    const count = /^S1 tracker: ([\d,]+) instructions per item\n$/.exec(stdout)
+    expect(count).not.toBeNull()
+    expect(Number(count?.[1].replaceAll(',', ''))).toBeGreaterThan(1_000)
+  }, 180_000)
 })

@@ -5,7 +5,9 @@ import * as calls from '../lib/generated/validators'
 import type { Validator } from '../lib/generated/validators'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const codegen = require('../scripts/validators-codegen.cjs') as { generateValidatorsSource(file: string): string, OUT_DIR: string, FILES: Record<string, unknown> }
+const codegen = require('../scripts/validators-codegen.cjs') as {
+  generateValidatorsSource(file: string): string, parseSchema(name: string, text: string): unknown, OUT_DIR: string, FILES: Record<string, unknown>
+}
 
 test.each(Object.keys(codegen.FILES))('lib/generated/%s is what schemas/ compiles to (run `npm run build:validators` after editing a schema)', (file) => {
   expect(readFileSync(join(codegen.OUT_DIR, file), 'utf8')).toBe(codegen.generateValidatorsSource(file))
@@ -16,6 +18,32 @@ test('the generated files need nothing from Ajv at run time but the lazily loade
     const requires = readFileSync(join(codegen.OUT_DIR, file), 'utf8').match(/require\("[^"]+"\)/g) ?? []
     expect(new Set(requires)).toEqual(new Set(requires.length === 0 ? [] : ['require("ajv-formats/dist/formats")']))
   }
+})
+
+describe('the code generator', () => {
+  test('refuses a schema that uses unevaluatedProperties or unevaluatedItems, which it compiles without tracking', () => {
+    expect(codegen.parseSchema('a.json', '{"type":"object"}')).toEqual({ type: 'object' })
+    expect(() => codegen.parseSchema('b.json', '{"type":"object","unevaluatedProperties":false}')).toThrow('b.json uses unevaluatedProperties/Items')
+    expect(() => codegen.parseSchema('c.json', '{"unevaluatedItems":false}')).toThrow('c.json uses unevaluatedProperties/Items')
+  })
+
+  test('gives the call validators, which call no other, a context with instancePath only; the batch validators keep the whole of it', () => {
+    const calls = readFileSync(join(codegen.OUT_DIR, 'validators.js'), 'utf8')
+    const batches = readFileSync(join(codegen.OUT_DIR, 'batch-validators.js'), 'utf8')
+    expect(calls).not.toMatch(/dynamicAnchors|rootData|parentData/)
+    expect(calls.match(/^function validate\d+\(data, \{instancePath=""\}=\{\}\)\{$/gm)).toHaveLength(6)
+    expect(batches).toMatch(/rootData,dynamicAnchors\}\)/) // a validator called by another, with the caller's context
+  })
+
+  test('compiles anyOf to stop at the first branch that passes (no error is built for the other)', () => {
+    expect(calls.person({ profile_id: '8b0b6e3c-3c1b-4a8e-9d55-1c1f6a7b2a10' }, { instancePath: '' })).toBe(true)
+    expect(calls.person.errors).toBeNull()
+    expect(calls.person({ email: 'a@example.com' }, { instancePath: '' })).toBe(true)
+    expect(calls.person({}, { instancePath: '' })).toBe(false)
+    expect(calls.person.errors?.map(e => e.keyword)).toEqual(['required', 'required', 'anyOf'])
+    const person = readFileSync(join(codegen.OUT_DIR, 'validators.js'), 'utf8').split('exports.trackEvent')[0]
+    expect(person).toMatch(/valid0 = valid0 \|\| _valid0;\nif\(!valid0\)\{\nconst _errs3/)
+  })
 })
 
 test('maxLength counts code points, as JSON Schema says: a surrogate pair is one character', () => {

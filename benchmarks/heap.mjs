@@ -29,13 +29,17 @@ export async function closedPort () {
   return port
 }
 
-/** heapUsed once full GCs stop shrinking it: sweeping goes on after gc() returns. */
+/**
+ * What a client holds on the JS heap and in ArrayBuffers (the tracker keeps request bodies as bytes),
+ * once full GCs stop shrinking it: sweeping goes on after gc() returns.
+ */
 export async function settledHeap () {
   let used = Infinity
   for (let i = 0; i < 10; i++) {
     globalThis.gc()
     await new Promise((resolve) => setTimeout(resolve, 20))
-    const now = process.memoryUsage().heapUsed
+    const m = process.memoryUsage()
+    const now = m.heapUsed + m.arrayBuffers
     if (now >= used - 1024) return now
     used = now
   }

@@ -1,3 +1,4 @@
+import type { BodySlabs } from './body-slabs'
 import { Bucket, toBatch, type Batch, type Taken } from './bucket'
 import { BucketCache } from './bucket-cache'
 import type { Captured } from './capture'
@@ -32,6 +33,7 @@ export class Batcher {
   readonly #clock: Clock
   readonly #onBatch: (batch: Batch) => void
   readonly #onError: (error: unknown, where: string) => void
+  readonly #slabs: BodySlabs | undefined
   readonly #caches = new Map<Route, BucketCache<Bucket>>()
   #items = 0
   #timer: TimerHandle | undefined
@@ -39,11 +41,14 @@ export class Batcher {
   #taken: Taken[] = []
   #buildQueued = false
 
-  constructor (opts: BatcherOptions, clock: Clock, onBatch: (batch: Batch) => void, onError: (error: unknown, where: string) => void) {
+  /** `slabs`: build bodies as bytes in them (for the built-in transport); strings without. */
+  constructor (opts: BatcherOptions, clock: Clock, onBatch: (batch: Batch) => void, onError: (error: unknown, where: string) => void,
+    slabs?: BodySlabs) {
     this.#opts = opts
     this.#clock = clock
     this.#onBatch = onBatch
     this.#onError = onError
+    this.#slabs = slabs
   }
 
   /** Items sitting in buckets (not yet sealed). */
@@ -125,7 +130,7 @@ export class Batcher {
     // One batch that cannot be built or handed over must not take the others with it.
     for (const t of taken) {
       try {
-        this.#onBatch(toBatch(t))
+        this.#onBatch(toBatch(t, this.#slabs))
       } catch (err) {
         this.#onError(err, 'building a request')
       }

@@ -1,20 +1,18 @@
-import type { randomUUID as RandomUUID } from 'node:crypto'
+import type { BodyHolder, BodySlabs } from './body-slabs'
 import { EVENTS, IDENTIFIES, LIST_NAMES, NEEDS_MESSAGE_ID, PAGE_VIEWS, type Captured, type ListIndex } from './capture'
+import { messageIdPiece } from './message-id'
 import type { Route } from './route'
 
-/** A sealed bucket: one request body and what it takes to deliver it. */
-export interface Batch {
+/**
+ * A sealed bucket: one request body and what it takes to deliver it. The body is built once,
+ * right after the bucket is sealed, and every retry sends it unchanged: a string, or for the
+ * built-in transport bytes in a slab (see BodySlabs), copied out of it if the batch waits to be retried.
+ */
+export interface Batch extends BodyHolder {
   readonly route: Route
-  /** Built once, right after the bucket is sealed: every retry sends it unchanged. */
-  readonly body: string
   readonly items: number
   readonly bytes: number
   attempts: number
-  /** Clock time of the first attempt; NaN before it. */
-  firstAttemptAt: number
-  /** When its approved retry may go (the shared pause's end), and how long it was told to wait. */
-  retryAt: number
-  retryWaitMs: number
   settled: boolean
   /**
    * Its place in the order batches reach the Sender, from 1: a flush() waits
@@ -22,6 +20,20 @@ export interface Batch {
    * who waits for it.
    */
   seq: number
+  /** Made by its first attempt. */
+  tries: Tries | undefined
+}
+
+/**
+ * What a batch's attempts need, apart from the batch: a backlog of batches not tried yet
+ * (S2 holds one per person) holds none of it, which is ~80 bytes a batch less.
+ */
+export interface Tries {
+  /** Clock time of the first attempt. */
+  readonly firstAt: number
+  /** When its approved retry may go (the shared pause's end), and how long it was told to wait. */
+  retryAt: number
+  retryWaitMs: number
   /** Aborts the attempt in flight. */
   abort: AbortController | undefined
   /** The latest attempt, settled once its outcome is handled (close() waits for aborted ones). */
@@ -42,33 +54,23 @@ export interface Taken {
   readonly bytes: number
 }
 
-/** Builds the request body of taken items: done once per batch (see buildBody). */
-export function toBatch (t: Taken): Batch {
-  return {
+/** Builds the request body of taken items: done once per batch (see buildBody), as bytes when given slabs. */
+export function toBatch (t: Taken, slabs?: BodySlabs): Batch {
+  const text = buildBody(t.route, t.primary, t.secondary, t.lists)
+  const batch: Batch = {
     route: t.route,
-    body: buildBody(t.route, t.primary, t.secondary, t.lists),
+    body: text,
+    bodyAt: 0,
+    bodyEnd: text.length,
     items: t.items,
     bytes: t.bytes,
     attempts: 0,
-    firstAttemptAt: Number.NaN,
-    retryAt: 0,
-    retryWaitMs: 0,
     settled: false,
     seq: 0,
-    abort: undefined,
-    attempt: undefined
+    tries: undefined
   }
-}
-
-let uuid: typeof RandomUUID | undefined
-/**
- * node:crypto is required when the first body is built rather than at import:
- * loading it costs ~6 ms, which would otherwise land on the first call.
- */
-function newMessageId (): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  uuid ??= (require('node:crypto') as typeof import('node:crypto')).randomUUID
-  return uuid()
+  if (slabs !== undefined) slabs.place(text, batch)
+  return batch
 }
 
 /**
@@ -103,7 +105,7 @@ function buildBody (route: Route, primary: string | undefined, secondary: string
 }
 
 function pushItem (out: string[], item: string): void {
-  if (item.charCodeAt(0) === NEEDS_MESSAGE_ID) out.push('{"message_id":"', newMessageId(), '"')
+  if (item.charCodeAt(0) === NEEDS_MESSAGE_ID) out.push(messageIdPiece())
   out.push(item)
 }
 

@@ -5,6 +5,7 @@ import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
 import { normalizeDomain, secondaryKey } from './identity'
 import { isoTime } from './iso-time'
+import { MESSAGE_ID_PIECE_LENGTH } from './message-id'
 
 export type JsonObject = Record<string, unknown>
 
@@ -60,7 +61,9 @@ export const LIST_NAMES = ['events', 'identifies', 'page_views'] as const
  * off the first call, and the UUID off the calls.
  */
 export const NEEDS_MESSAGE_ID = 0x2c // ','
-const MESSAGE_ID_HEAD_BYTES = '{"message_id":""'.length + 36
+
+/** Given to every validator: without it, its destructuring defaults allocate ~50 bytes a call. */
+const ROOT = Object.freeze({ instancePath: '' })
 
 /** A call turned into what the buffer holds: its key and its item as JSON. */
 export interface Captured {
@@ -157,6 +160,12 @@ export class Capturer {
   #unknownCount = 0
   #isoMs = Number.NaN
   #iso = ''
+  /**
+   * The last profile_id that passed alone (no email), and what it keys: a person's calls come in runs
+   * (one request's track and page), and checking the same id again costs its UUID regex each time.
+   */
+  #lastProfileId: string | undefined
+  #lastIds: readonly [string, string, undefined] = ['', '', undefined]
 
   /**
    * `onUnknownField` hears of a field the call does not take (it is left out): once per name, for
@@ -192,7 +201,7 @@ export class Capturer {
     properties ??= undefined
     messageId ??= undefined
     const item = { type: 'page', name, properties, message_id: messageId, sent_at: sentAt }
-    if (!pageView(item)) fail(c, pageView.errors, item, PERSON_FIELDS)
+    if (!pageView(item, ROOT)) fail(c, pageView.errors, item, PERSON_FIELDS)
     const props = this.#object(c, 'properties', properties)
     const json = this.#messageIdHead(messageId) + ',"type":"page"' +
       (name === undefined ? '' : ',"name":' + JSON.stringify(name)) +
@@ -232,7 +241,7 @@ export class Capturer {
     properties ??= undefined
     messageId ??= undefined
     const item = { type: 'track', event, properties, message_id: messageId, sent_at: sentAt }
-    if (!trackEvent(item)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
+    if (!trackEvent(item, ROOT)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
     const props = this.#object(c, 'properties', properties)
     const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(event) +
       ',"properties":' + props + ',"sent_at":' + this.#stamp(sentAt) + '}'
@@ -258,7 +267,7 @@ export class Capturer {
       traits = JSON.parse(json)
     }
     const item = { type: 'identify', traits, sent_at: sentAt }
-    if (!validate(item)) fail(c, validate.errors, item, PERSON_FIELDS)
+    if (!validate(item, ROOT)) fail(c, validate.errors, item, PERSON_FIELDS)
     json ??= this.#object(c, 'traits', given)
     return this.#captured(c, 'traits', json.length, key, primary, secondary, 1,
       '{"type":"identify","traits":' + json + ',"sent_at":' + this.#stamp(sentAt) + '}')
@@ -302,19 +311,22 @@ export class Capturer {
     this.#onUnknownField(c, field, hint)
   }
 
-  #person (c: CallName, call: PersonFields): [key: string, primary: string | undefined, secondary: string | undefined] {
+  #person (c: CallName, call: PersonFields): readonly [key: string, primary: string | undefined, secondary: string | undefined] {
     let profileId, email
     try {
       profileId = call.profile_id ?? undefined; email = call.email ?? undefined
     } catch (err) {
       throw unreadable(c, call, err)
     }
+    if (email === undefined && profileId !== undefined && profileId === this.#lastProfileId) return this.#lastIds
     const ids = { profile_id: profileId, email }
-    if (!person(ids)) fail(c, person.errors, ids, PERSON_FIELDS)
+    if (!person(ids, ROOT)) fail(c, person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
       // toLowerCase() copies even a lower-case id, and the copy is held as the bucket's key.
       const id = CAPITAL_HEX.test(profileId) ? profileId.toLowerCase() : profileId
-      return [id, id, email]
+      if (email !== undefined) return [id, id, email]
+      this.#lastProfileId = profileId
+      return (this.#lastIds = [id, id, undefined])
     }
     return [secondaryKey(email as string, true), undefined, email]
   }
@@ -328,7 +340,7 @@ export class Capturer {
     }
     if (typeof domain === 'string') domain = normalizeDomain(domain)
     const ids = { domain, account_id: accountId }
-    if (!account(ids)) fail(c, account.errors, ids, ACCOUNT_FIELDS)
+    if (!account(ids, ROOT)) fail(c, account.errors, ids, ACCOUNT_FIELDS)
     if (domain !== undefined) return [domain, domain, accountId]
     return [secondaryKey(accountId as string, false), undefined, accountId]
   }
@@ -384,7 +396,7 @@ export class Capturer {
   /** `field` (properties or traits) is named when its JSON is most of an item too large; otherwise the call is. */
   #captured (c: CallName, field: string, fieldChars: number, key: string, primary: string | undefined, secondary: string | undefined,
     list: ListIndex, json: string): Captured {
-    const bytes = Buffer.byteLength(json) + (json.charCodeAt(0) === NEEDS_MESSAGE_ID ? MESSAGE_ID_HEAD_BYTES : 0)
+    const bytes = Buffer.byteLength(json) + (json.charCodeAt(0) === NEEDS_MESSAGE_ID ? MESSAGE_ID_PIECE_LENGTH : 0)
     if (bytes > this.#maxItemBytes) {
       const culprit = fieldChars * 2 > json.length ? field : 'call'
       throw new InputError(c, culprit, `makes the item ${bytes} bytes of JSON; the limit (maxItemBytes) is ${this.#maxItemBytes}`)

@@ -1,5 +1,6 @@
+import { bodyOf, unshare } from './body-slabs'
 import type { Budget } from './budget'
-import type { Batch } from './bucket'
+import type { Batch, Tries } from './bucket'
 import type { Clock, TimerHandle } from './clock'
 import type { Completion } from './completion'
 import { DeliveryError, IngestDisabledError, type FailureReason } from './errors'
@@ -8,7 +9,7 @@ import type { Reporter } from './logger'
 import type { ResolvedOptions } from './options'
 import { classifyError, classifyResponse, retryBudgetSpent, retryDelayMs, type Outcome } from './retry-policy'
 import type { RequestCounters } from './stats'
-import type { Transport } from './transport'
+import type { OwnTransport } from './transport'
 
 /** The abort reason of an attempt that ran past requestTimeoutMs. */
 const TIMED_OUT = new Error('no answer within requestTimeoutMs')
@@ -21,7 +22,7 @@ const WARN_AFTER_FAILURES = 3
 export interface SenderDeps {
   opts: ResolvedOptions
   clock: Clock
-  transport: () => Transport
+  transport: () => OwnTransport
   budget: Budget
   requests: RequestCounters
   events: Emitter
@@ -128,10 +129,10 @@ export class Sender {
     }
     const before = count()
     for (const b of waiting) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
-    for (const b of flying) b.abort?.abort(CLOSE_DEADLINE)
+    for (const b of flying) b.tries?.abort?.abort(CLOSE_DEADLINE)
     // The built-in transport settles an aborted attempt at once; waiting for the attempts themselves,
     // not only for a turn, lets close() finish under fake timers, which hold setImmediate back.
-    await Promise.race([Promise.allSettled(flying.map(b => b.attempt)), new Promise(resolve => setImmediate(resolve))])
+    await Promise.race([Promise.allSettled(flying.map(b => b.tries?.attempt)), new Promise(resolve => setImmediate(resolve))])
     for (const b of flying) {
       if (!b.settled) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
     }
@@ -182,32 +183,33 @@ export class Sender {
       // Its budget was checked when its last attempt failed, but during an outage the queue is served
       // one probe per pause, and a retried batch may wait far longer than that for its turn. Late by
       // less than its own wait is a timer firing late, not a turn missed: that retry goes.
-      if (batch.attempts > 0 && now - batch.firstAttemptAt > this.#d.opts.maxRetryDurationMs &&
-        now - batch.retryAt > batch.retryWaitMs) {
+      const tries = batch.tries
+      if (tries !== undefined && now - tries.firstAt > this.#d.opts.maxRetryDurationMs &&
+        now - tries.retryAt > tries.retryWaitMs) {
         this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts: maxRetryDurationMs ` +
           `(${this.#d.opts.maxRetryDurationMs} ms) passed while it waited for its turn`)
         continue
       }
-      batch.attempt = this.#attempt(batch)
+      const t = batch.tries ??= { firstAt: now, retryAt: 0, retryWaitMs: 0, abort: undefined, attempt: undefined }
+      t.attempt = this.#attempt(batch, t)
     }
   }
 
-  async #attempt (batch: Batch): Promise<void> {
+  async #attempt (batch: Batch, tries: Tries): Promise<void> {
     const { clock, opts, requests } = this.#d
-    if (Number.isNaN(batch.firstAttemptAt)) batch.firstAttemptAt = clock.now()
     batch.attempts++
     requests.sent++
-    let transport: Transport | undefined
+    let transport: OwnTransport | undefined
     // Creating an AbortController (and its signal) costs about as much on Node 20 as the
     // rest of the tracker's own work per request: reuse one whose attempt ended unaborted.
     const ac = this.#spareAborts.pop() ?? new AbortController()
-    batch.abort = ac
+    tries.abort = ac
     this.#flying.set(batch, clock.now() + opts.requestTimeoutMs)
     if (this.#deadlineTimer === undefined) this.#armDeadline()
     let outcome: Outcome
     try {
       transport = this.#d.transport()
-      const res = await transport.send({ path: batch.route.path, body: batch.body, signal: ac.signal })
+      const res = await transport.send({ path: batch.route.path, body: bodyOf(batch), signal: ac.signal })
       outcome = classifyResponse(res.status, res.headers, res.body, clock.now())
     } catch (err) {
       outcome = ac.signal.reason === TIMED_OUT
@@ -216,14 +218,14 @@ export class Sender {
     } finally {
       this.#flying.delete(batch)
       if (this.#flying.size === 0) this.#clearDeadline()
-      batch.abort = undefined
+      tries.abort = undefined
     }
     // After a 2xx only: an error body read short may release its listener a little later.
     if (outcome.kind === 'ok' && transport?.reusesSignals === true && !ac.signal.aborted && this.#spareAborts.length < opts.maxConcurrentRequests) {
       this.#spareAborts.push(ac)
     }
     try {
-      if (!batch.settled) this.#handle(batch, outcome)
+      if (!batch.settled) this.#handle(batch, tries, outcome)
     } catch (err) {
       this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while handling a response; please report it')
       // Neither queued nor settled, it would hold its room in the buffer, and every flush(), for good.
@@ -234,7 +236,7 @@ export class Sender {
     this.#schedulePump()
   }
 
-  #handle (batch: Batch, outcome: Outcome): void {
+  #handle (batch: Batch, tries: Tries, outcome: Outcome): void {
     const { requests, events, clock, opts } = this.#d
     switch (outcome.kind) {
       case 'ok':
@@ -268,14 +270,15 @@ export class Sender {
           this.#pausedUntil = now + delayMs
           this.#pauseIsRateLimit = outcome.rateLimited
         }
-        if (retryBudgetSpent(batch.attempts, batch.firstAttemptAt, now, delayMs, opts)) {
+        if (retryBudgetSpent(batch.attempts, tries.firstAt, now, delayMs, opts)) {
           requests.failed++
           this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts; last: ${outcome.detail}`, outcome.status)
           return
         }
         requests.retried++
-        batch.retryAt = this.#pausedUntil
-        batch.retryWaitMs = this.#pausedUntil - now
+        unshare(batch)
+        tries.retryAt = this.#pausedUntil
+        tries.retryWaitMs = this.#pausedUntil - now
         this.#ready.push(batch)
         this.#armWake(this.#pausedUntil - now)
         const fields = { status: outcome.status, detail: outcome.detail, delayMs, failures: this.#failures }
@@ -346,7 +349,7 @@ export class Sender {
   #armDeadline (): void {
     const { clock } = this.#d
     for (const [b, deadline] of this.#flying) {
-      if (b.abort?.signal.reason === TIMED_OUT) continue
+      if (b.tries?.abort?.signal.reason === TIMED_OUT) continue
       this.#deadlineTimer = clock.setTimeout(() => this.#onDeadline(), Math.max(0, deadline - clock.now()))
       return
     }
@@ -358,7 +361,8 @@ export class Sender {
     try {
       for (const [b, deadline] of this.#flying) {
         if (deadline > now) break
-        if (b.abort !== undefined && !b.abort.signal.aborted) b.abort.abort(TIMED_OUT)
+        const ac = b.tries?.abort
+        if (ac !== undefined && !ac.signal.aborted) ac.abort(TIMED_OUT)
       }
     } finally {
       if (!this.#stopped) this.#armDeadline()

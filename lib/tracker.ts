@@ -12,7 +12,8 @@ import { resolveOptions, type ResolvedOptions, type TrackerOptions } from './opt
 import { createRoutes, type Route } from './route'
 import { Sender } from './sender'
 import { addRoutes, RequestCounters, type DropReason, type TrackerStats } from './stats'
-import { createPoolTransport, type Transport } from './transport'
+import { BodySlabs } from './body-slabs'
+import { createPoolTransport, type OwnTransport } from './transport'
 
 export interface CloseResult {
   /** Items Koala accepted after close() was called. */
@@ -48,7 +49,7 @@ export class Tracker {
   readonly #reporter: Reporter
   readonly #batcher: Batcher
   readonly #sender: Sender
-  #transport: Transport | undefined
+  #transport: OwnTransport | undefined
   #state: State = 'open'
   #closing: Promise<CloseResult> | undefined
 
@@ -71,7 +72,8 @@ export class Tracker {
     this.#sender = new Sender({
       opts,
       clock: this.#clock,
-      transport: () => (this.#transport ??= opts.transport ?? createPoolTransport({
+      // Only the owned Pool is ever given bytes (see the Batcher below).
+      transport: () => (this.#transport ??= (opts.transport as OwnTransport | undefined) ?? createPoolTransport({
         origin: opts.origin,
         dispatcher: opts.dispatcher,
         connections: opts.maxConcurrentRequests,
@@ -85,8 +87,11 @@ export class Tracker {
       onError: (e) => this.#safeOnError(e),
       onDisabled: (e) => this.#onDisabled(e)
     })
+    // The owned Pool takes bodies as bytes; a caller's transport or dispatcher gets strings, as documented
+    // (a MockAgent's string body matcher compares with ===).
     this.#batcher = new Batcher(opts, this.#clock, (b) => this.#sender.enqueue(b), (err, where) =>
-      this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`))
+      this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`),
+    opts.transport === undefined && opts.dispatcher === undefined ? new BodySlabs() : undefined)
   }
 
   /** Records a custom event for a person. Never throws unless `strict`. */

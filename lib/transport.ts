@@ -35,6 +35,16 @@ export interface Transport {
   destroy(): Promise<void>
 }
 
+/** What the Sender hands a transport: bodies as bytes go only to the built-in one (see BodySlabs). */
+export interface SendRequest extends Omit<TransportRequest, 'body'> {
+  body: string | Buffer
+}
+
+/** The built-in transport: a Transport that also takes bodies as bytes. */
+export interface OwnTransport extends Omit<Transport, 'send'> {
+  send(request: SendRequest): Promise<TransportResponse>
+}
+
 export interface PoolTransportOptions {
   origin: string
   /** Send through this dispatcher instead of an owned Pool; it is never closed here. */
@@ -51,7 +61,7 @@ const HEADERS = Object.freeze({ 'content-type': 'application/json', 'user-agent'
  * request per socket at a time. The Pool is required on the first send, not at
  * import (see undiciPool).
  */
-export function createPoolTransport (opts: PoolTransportOptions): Transport {
+export function createPoolTransport (opts: PoolTransportOptions): OwnTransport {
   let dispatcher: Dispatcher | undefined = opts.dispatcher
   const owned = dispatcher === undefined
   const get = (): Dispatcher => {
@@ -74,7 +84,7 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
   return {
     // send() lets go of its signal's slot when its promise settles (see slotOf).
     reusesSignals: true,
-    send (req: TransportRequest): Promise<TransportResponse> {
+    send (req: SendRequest): Promise<TransportResponse> {
       return new Promise((resolve, reject) => dispatchOne(get(), opts.origin, req, resolve, reject))
     },
     async close (): Promise<void> {
@@ -117,7 +127,7 @@ function slotOf (signal: AbortSignal): AbortSlot {
  * of any other answer, the first MAX_ERROR_BODY_CHARS of the body are kept for
  * reports and the rest is discarded with the socket.
  */
-function dispatchOne (dispatcher: Dispatcher, origin: string, req: TransportRequest,
+function dispatchOne (dispatcher: Dispatcher, origin: string, req: SendRequest,
   resolve: (res: TransportResponse) => void, reject: (err: unknown) => void): void {
   const { signal } = req
   if (signal.aborted) return reject(abortReason(signal))

@@ -7,7 +7,8 @@ export interface AjvError {
   message?: string
 }
 export interface Validator {
-  (data: unknown): boolean
+  /** `context` is Ajv's; the call validators read only its instancePath. */
+  (data: unknown, context?: { readonly instancePath: string }): boolean
   errors?: AjvError[] | null
 }
 export const person: Validator
