@@ -72,6 +72,27 @@ describe('a transport of your own', () => {
     expect(transport.requests.map(r => [r.path, JSON.parse(r.body).email])).toEqual([['/web/projects/pk_x/batch', 'own@example.com']])
     expect(closed).toHaveBeenCalledTimes(1)
   })
+
+  test('that throws instead of rejecting is retried after the same backoff, not again in the same turn', async () => {
+    const clock = new FakeClock()
+    const sentAt: number[] = []
+    const t0 = clock.now()
+    const send = (): never => { sentAt.push(clock.now() - t0); throw new Error('socket gone') }
+    const tracker = createTracker({
+      publicKey: 'pk_x', clock, logger: memoryLogger(), random: () => 0.5, maxAttempts: 3,
+      transport: { send, async close () {}, async destroy () {} } as unknown as Transport
+    })
+    tracker.track({ email: 'own@example.com', event: 'a' })
+    tracker.track({ email: 'other@example.com', event: 'b' })
+    const { value } = await driveUntil(tracker, clock, tracker.flush({ timeoutMs: 60_000 }))
+    expect(value).toMatchObject({ delivered: 0, failed: 2 })
+    // The first failure pauses the queue before the second batch goes; then one probe per pause, each pause
+    // twice the last (375, 750, 1500, ... ms with random() = 0.5), three attempts per batch. It used to send
+    // all six at once: the throw happened inside the loop that dispatches, which never looked at the pause.
+    expect(sentAt).toEqual([0, 375, 1125, 2625, 5625, 11625])
+    expect(sentAt.slice(2).every(t => t >= 375)).toBe(true)
+    await tracker.close()
+  })
 })
 
 describe('abort signals', () => {

@@ -1,7 +1,8 @@
 // One measurement in a fresh process. Prints one JSON line on stdout.
 //   node --expose-gc producer.mjs <mode> <scenario> <port> [tight]
 // mode: tracker (the tracker with default options), pool (raw undici Pool,
-// pre-built bodies: the floor), heap (heap held per buffered item).
+// pre-built bodies: the floor), heap (heap held per buffered item), setup (only
+// the work before every clock, for benchmarks/instructions.mjs).
 import crypto from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -222,6 +223,13 @@ async function runSoak () {
   out({ calls: total, minutes, rate, sampleMs: SOAK_SAMPLE_MS, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuMicros: (({ user, system }) => user + system)(process.cpuUsage(cpu0)) })
 }
 
-const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak }[mode]
+/** Only what every measuring mode does before its clock: benchmarks/instructions.mjs subtracts it. */
+async function runSetup () {
+  const p = plan(scenario)
+  sameStart(p, { keep: false })
+  out({ calls: p.calls })
+}
+
+const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak, setup: runSetup }[mode]
 if (run === undefined) throw new Error(`unknown mode ${mode}`)
 await run()

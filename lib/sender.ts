@@ -173,7 +173,9 @@ export class Sender {
       return
     }
     const limit = this.#failures > 0 ? 1 : this.#d.opts.maxConcurrentRequests
-    while (this.#flying.size < limit && this.#head < this.#ready.length) {
+    // `now < #pausedUntil` too: a transport that throws rather than rejects fails its attempt inside this
+    // loop, and its pause must hold for the batches behind it (and for itself, re-queued).
+    while (this.#flying.size < limit && this.#head < this.#ready.length && now >= this.#pausedUntil) {
       const batch = this.#ready[this.#head]
       this.#ready[this.#head++] = undefined as unknown as Batch
       if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
