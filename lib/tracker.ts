@@ -1,4 +1,5 @@
 import { Batcher } from './batcher'
+import { BodySlabs } from './body-slabs'
 import { Budget } from './budget'
 import {
   Capturer, type AccountIdentifyCall, type AccountTrackCall, type Captured, type IdentifyCall, type PageCall, type TrackCall
@@ -12,7 +13,6 @@ import { resolveOptions, type ResolvedOptions, type TrackerOptions } from './opt
 import { createRoutes, type Route } from './route'
 import { Sender } from './sender'
 import { addRoutes, RequestCounters, type DropReason, type TrackerStats } from './stats'
-import { BodySlabs } from './body-slabs'
 import { createPoolTransport, type OwnTransport } from './transport'
 
 export interface CloseResult {

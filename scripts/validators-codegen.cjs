@@ -73,9 +73,9 @@ function dropUnusedSchemas (code) {
 // nothing reads it. Where no validator calls another, only instancePath is read.
 const SIGNATURE = '{instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}'
 function slimSignatures (code) {
-  const rest = code.split(SIGNATURE).join('')
-  if (/\b(parentData|parentDataProperty|rootData|dynamicAnchors)\b/.test(rest)) return code
-  return code.split(SIGNATURE).join('{instancePath=""}={}')
+  const parts = code.split(SIGNATURE)
+  if (/\b(parentData|parentDataProperty|rootData|dynamicAnchors)\b/.test(parts.join(''))) return code
+  return parts.join('{instancePath=""}={}')
 }
 
 // maxLength counts code points. Ajv's runtime helper for that lives in its own
