@@ -103,6 +103,16 @@ describe('Bucket lists', () => {
   })
 })
 
+test('Capturer: each item names its own event, whichever names came before it', () => {
+  const fresh = new Capturer(() => Date.UTC(2026, 10, 26), 32 * 1024)
+  const names = ['Signed Up', 'Signed Up', 'Viewed "Pricing"\n', 'Signed Up', 'Viewed Pricing', 'Signed Up']
+  const got = names.map((event) => JSON.parse('{' + fresh.track({ profile_id: person(), event }).json.slice(1)).event)
+  expect(got).toEqual(names)
+  // A refused name leaves the next call's untouched.
+  expect(() => fresh.track({ profile_id: person(), event: 42 as unknown as string })).toThrow(expect.objectContaining({ field: 'event' }))
+  expect(JSON.parse('{' + fresh.track({ profile_id: person(), event: 'Signed Up' }).json.slice(1)).event).toBe('Signed Up')
+})
+
 describe('Capturer: a profile_id seen on the call before', () => {
   const ids = (c: { key: string, primary?: string, secondary?: string }): unknown[] => [c.key, c.primary, c.secondary]
 

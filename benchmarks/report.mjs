@@ -17,6 +17,13 @@ export const TARGETS = {
 /** Whether a soak's heap stayed flat (see TARGETS.soakDrift). */
 export const soakFlat = (soak) => soak.heapMB.lastMinute <= soak.heapMB.secondMinute * (1 + TARGETS.soakDrift)
 
+/**
+ * The results file a run writes: the default run's is latest.json, which the docs are rendered from;
+ * a --compare run's compare.json; any other (--scenarios, --no-docs) partial.json, git-ignored, so that
+ * a quick look at one scenario never leaves latest.json disagreeing with the docs.
+ */
+export const resultsFile = ({ compare, writeDocs }) => compare !== undefined ? 'compare.json' : writeDocs ? 'latest.json' : 'partial.json'
+
 export function targetRows (r) {
   const s = r.scenarios
   const rows = []

@@ -5,7 +5,7 @@
 //
 //   npm run bench                      the default run (3 repeats)
 //   npm run bench -- --repeat 5        more repeats (medians are reported)
-//   npm run bench -- --scenarios S1    some scenarios only (docs are not rewritten)
+//   npm run bench -- --scenarios S1    some scenarios only (docs are not rewritten; results in results/partial.json)
 //   npm run bench -- --soak [minutes]  only the soak (default 10 minutes)
 //   npm run bench -- --render          rewrite the docs from benchmarks/results/latest.json (no measuring)
 //   npm run bench -- --peers           also Segment's and PostHog's SDKs (installs them into benchmarks/.peers)
@@ -18,7 +18,7 @@ import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SCENARIOS } from './scenarios.mjs'
-import { renderChart, renderTable } from './report.mjs'
+import { renderChart, renderTable, resultsFile } from './report.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -216,12 +216,14 @@ async function main () {
     return
   }
   mkdirSync(join(here, 'results'), { recursive: true })
-  const file = compare === undefined ? 'latest.json' : 'compare.json'
+  const file = resultsFile({ compare, writeDocs })
   writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
   process.stdout.write(renderTable(results) + '\n')
   if (writeDocs) {
     writeResults(results)
     log('wrote docs/benchmarks.md (results section), docs/benchmarks.svg, benchmarks/results/latest.json')
+  } else {
+    log(`wrote benchmarks/results/${file}`)
   }
 }
 

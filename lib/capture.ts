@@ -3,7 +3,7 @@ import { account, accountIdentifyCall, identifyCall, pageView, person, trackEven
 import type { Validator } from './generated/validators'
 import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
-import { normalizeDomain, secondaryKey } from './identity'
+import { NOT_UUID, UPPER_UUID, normalizeDomain, secondaryKey, uuidShape } from './identity'
 import { isoTime } from './iso-time'
 import { MESSAGE_ID_PIECE_LENGTH } from './message-id'
 
@@ -77,8 +77,6 @@ export interface Captured {
   bytes: number
 }
 
-/** A profile_id is a validated UUID: its only capitals can be A-F. */
-const CAPITAL_HEX = /[A-F]/
 const PERSON_FIELDS: [string, string] = ['profile_id', 'email']
 const ACCOUNT_FIELDS: [string, string] = ['domain', 'account_id']
 
@@ -166,6 +164,9 @@ export class Capturer {
    */
   #lastProfileId: string | undefined
   #lastIds: readonly [string, string, undefined] = ['', '', undefined]
+  /** The last event name and its JSON: most calls repeat a few names, and a string is quoted in one pass over it. */
+  #lastEvent = ''
+  #lastEventJson = '""'
 
   /**
    * `onUnknownField` hears of a field the call does not take (it is left out): once per name, for
@@ -243,7 +244,12 @@ export class Capturer {
     const item = { type: 'track', event, properties, message_id: messageId, sent_at: sentAt }
     if (!trackEvent(item, ROOT)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
     const props = this.#object(c, 'properties', properties)
-    const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + JSON.stringify(event) +
+    if (event !== this.#lastEvent) {
+      // Validated: a string.
+      this.#lastEventJson = JSON.stringify(event)
+      this.#lastEvent = event as string
+    }
+    const json = this.#messageIdHead(messageId) + ',"type":"track","event":' + this.#lastEventJson +
       ',"properties":' + props + ',"sent_at":' + this.#stamp(sentAt) + '}'
     return this.#captured(c, 'properties', props.length, key, primary, secondary, 0, json)
   }
@@ -318,17 +324,29 @@ export class Capturer {
     } catch (err) {
       throw unreadable(c, call, err)
     }
-    if (email === undefined && profileId !== undefined && profileId === this.#lastProfileId) return this.#lastIds
+    if (email === undefined && profileId !== undefined) {
+      if (profileId === this.#lastProfileId) return this.#lastIds
+      // Alone, a string id is valid exactly when it has the UUID shape: the person schema needs
+      // running only to explain a refusal, or when there is an email to check.
+      const shape = typeof profileId === 'string' ? uuidShape(profileId) : NOT_UUID
+      if (shape !== NOT_UUID) return this.#alone(profileId as string, shape === UPPER_UUID)
+    }
     const ids = { profile_id: profileId, email }
     if (!person(ids, ROOT)) fail(c, person.errors, ids, PERSON_FIELDS)
     if (profileId !== undefined) {
-      // toLowerCase() copies even a lower-case id, and the copy is held as the bucket's key.
-      const id = CAPITAL_HEX.test(profileId) ? profileId.toLowerCase() : profileId
-      if (email !== undefined) return [id, id, email]
-      this.#lastProfileId = profileId
-      return (this.#lastIds = [id, id, undefined])
+      // With an email (a valid id alone was answered above).
+      const id = uuidShape(profileId) === UPPER_UUID ? profileId.toLowerCase() : profileId
+      return [id, id, email]
     }
     return [secondaryKey(email as string, true), undefined, email]
+  }
+
+  /** A valid profile_id without an email: remembered, for the person's next call. */
+  #alone (profileId: string, upper: boolean): readonly [string, string, undefined] {
+    // toLowerCase() copies even a lower-case id, and the copy is held as the bucket's key.
+    const id = upper ? profileId.toLowerCase() : profileId
+    this.#lastProfileId = profileId
+    return (this.#lastIds = [id, id, undefined])
   }
 
   #account (c: CallName, call: AccountFields): [key: string, primary: string | undefined, secondary: string | undefined] {

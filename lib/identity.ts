@@ -25,6 +25,35 @@ export function conflicts (held: string | undefined, incoming: string | undefine
   return held !== undefined && incoming !== undefined && held !== incoming && (!caseless || held.toLowerCase() !== incoming.toLowerCase())
 }
 
+/** uuidShape's answers: not the ko_id cookie's 8-4-4-4-12 form, that form in lower case, or with capitals. */
+export const NOT_UUID = 0
+export const LOWER_UUID = 1
+export const UPPER_UUID = 2
+
+/**
+ * Whether `s` matches the schema's ProfileId pattern (`^[0-9A-Fa-f]{8}-…{12}$`), and whether it
+ * has capitals, in one pass. It stands in for the schema's regex and a second /[A-F]/ regex
+ * on every call for a new person (~100 ns of ~3 µs); the schema is still what explains a refusal.
+ */
+export function uuidShape (s: string): typeof NOT_UUID | typeof LOWER_UUID | typeof UPPER_UUID {
+  if (s.length !== 36) return NOT_UUID
+  let upper = false
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i)
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d /* - */) return NOT_UUID
+    } else if (c >= 0x61 /* a */) {
+      if (c > 0x66 /* f */) return NOT_UUID
+    } else if (c >= 0x41 /* A */) {
+      if (c > 0x46 /* F */) return NOT_UUID
+      upper = true
+    } else if (c < 0x30 /* 0 */ || c > 0x39 /* 9 */) {
+      return NOT_UUID
+    }
+  }
+  return upper ? UPPER_UUID : LOWER_UUID
+}
+
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//
 
 /**
