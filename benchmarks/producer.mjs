@@ -4,9 +4,10 @@
 // pre-built bodies: the floor), heap (heap held per buffered item), setup (only
 // the work before every clock, for benchmarks/instructions.mjs).
 import crypto from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { openSync, readSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { createRequire } from 'node:module'
+import { PerformanceObserver, performance } from 'node:perf_hooks'
 import { SCENARIOS, call, plan } from './scenarios.mjs'
 import { itemJson, sameStart } from './bodies.mjs'
 import { closedPort, heapPerItem, peakRssBytes } from './heap.mjs'
@@ -29,6 +30,41 @@ const out = (r) => process.stdout.write(JSON.stringify({ mode, scenario, loop, .
 /** Minor page faults so far: memory the process touches for the first time (see sameStart). */
 const faults = () => process.resourceUsage().minorPageFault
 const cpuMicros = (c) => c.user + c.system
+
+/**
+ * The nanoseconds this thread has spent runnable but waiting for a core (Linux's schedstat
+ * run_delay, exact at each switch), or always 0 where there is none. Within the calls, that
+ * is time taken by the sink, the kernel or V8's helper threads on the two cores, not by the calls.
+ */
+function waitClock () {
+  let fd
+  try {
+    fd = openSync(`/proc/self/task/${process.pid}/schedstat`, 'r')
+  } catch {
+    return () => 0
+  }
+  const buf = Buffer.alloc(128)
+  return () => Number(buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0)).split(' ')[1])
+}
+
+/** The main thread's GC pauses, as [start, end] in performance.now() time. */
+function gcPauses () {
+  const pauses = []
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push([e.startTime, e.startTime + e.duration])
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  return { pauses, stop: () => observer.disconnect() }
+}
+
+/** Milliseconds of the pauses that fall within the windows (both lists of [start, end]). */
+function overlapMs (windows, pauses) {
+  let ms = 0
+  for (const [a, b] of pauses) {
+    for (const [c, d] of windows) ms += Math.max(0, Math.min(b, d) - Math.max(a, c))
+  }
+  return ms
+}
 
 /**
  * PROFILE_TO=file (benchmarks/profile.mjs): a CPU profile of the measured span
@@ -67,13 +103,22 @@ async function runTracker () {
   const t0 = process.hrtime.bigint()
   const cpu0 = process.cpuUsage()
   const tracker = createTracker(opts)
+  // Where the calls' time goes besides the calls: waiting for a core, and GC pauses.
+  const waited = waitClock()
+  const gc = gcPauses()
+  const windows = []
   let callNs = 0n
+  let callWaitNs = 0
   let peakBuffered = 0
   for (let start = 0; start < p.calls; start += YIELD_EVERY) {
     const end = Math.min(start + YIELD_EVERY, p.calls)
+    const w0 = waited()
+    const p0 = performance.now()
     const c0 = process.hrtime.bigint()
     for (let i = start; i < end; i++) call(tracker, p, i)
     callNs += process.hrtime.bigint() - c0
+    windows.push([p0, performance.now()])
+    callWaitNs += waited() - w0
     if (loop === 'yield') {
       peakBuffered = Math.max(peakBuffered, tracker.stats().bufferedItems)
       await tick()
@@ -85,12 +130,16 @@ async function runTracker () {
   const used = process.cpuUsage(cpu0)
   await stopProfile()
   const pageFaults = faults() - f0
+  await tick() // the last GC entries are delivered on a later turn
+  gc.stop()
   const cpu = cpuMicros(used)
   const cpuSys = used.system
   const s = tracker.stats()
   out({
     calls: p.calls,
     callNs: Number(callNs) / p.calls,
+    callWaitNs: callWaitNs / p.calls,
+    callGcNs: overlapMs(windows, gc.pauses) * 1e6 / p.calls,
     callsDoneMs: Number(callsDoneNs) / 1e6,
     wallMs: Number(wallNs) / 1e6,
     cpuMicros: cpu,

@@ -64,7 +64,8 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   r.requestsMade = s.requests
   r.faultsPerKItem = r.pageFaults === undefined ? undefined : r.pageFaults / s.items * 1000
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
-    `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` : ''}, ` +
+    `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` +
+      ` (waiting for a core ${(r.callWaitNs / 1000).toFixed(2)}, GC ${(r.callGcNs / 1000).toFixed(2)})` : ''}, ` +
     `${s.requests} requests, ${r.exactlyOnce ? 'every item exactly once' : `LOSS/DUPLICATES: ${JSON.stringify(s)} dropped=${r.dropped}`}`)
   return r
 }
@@ -77,6 +78,8 @@ function summarise (runs) {
     cpuPerItemUs: pick('cpuPerItemUs'),
     systemPerItemUs: pick('systemPerItemUs'),
     callUs: runs[0].callNs === undefined ? undefined : pick('callNs') / 1000,
+    callWaitUs: runs[0].callWaitNs === undefined ? undefined : pick('callWaitNs') / 1000,
+    callGcUs: runs[0].callGcNs === undefined ? undefined : pick('callGcNs') / 1000,
     requests: pick('requestsMade'),
     peakRssMB: pick('maxRssBytes') / 2 ** 20,
     faultsPerKItem: runs[0].faultsPerKItem === undefined ? undefined : pick('faultsPerKItem'),
