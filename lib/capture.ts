@@ -160,7 +160,7 @@ export class Capturer {
   #iso = ''
   /**
    * The last profile_id that passed alone (no email), and what it keys: a person's calls come in runs
-   * (one request's track and page), and checking the same id again costs its UUID regex each time.
+   * (one request's track and page), and the same id need not be checked and keyed again.
    */
   #lastProfileId: string | undefined
   #lastIds: readonly [string, string, undefined] = ['', '', undefined]
