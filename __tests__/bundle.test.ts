@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +10,23 @@ interface RawMap { version: number, sources: string[], names: string[], mappings
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bundle = require('../scripts/bundle-core.cjs') as {
   bundleCore(libDir: string, entry?: string): string[]
+  makeCodeCache(libDir: string, warmUp: string): string
+  cacheName(v8?: string): string
   mergeMaps(file: string, parts: Array<{ line: number, map: RawMap }>): RawMap
+}
+
+/**
+ * Runs `source` as a script file in a fresh Node process and returns its stdout. A file, not `node -e`:
+ * a process started with options does not try the code cache (scripts/bundle-core.cjs).
+ */
+function runScript (source: string, args: string[] = [], env: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'koala-script-'))
+  try {
+    writeFileSync(join(dir, 'script.cjs'), source)
+    return execFileSync(process.execPath, [...args, join(dir, 'script.cjs')], { env: { ...process.env, ...env } }).toString()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /** Real tsc output: code and its source map. */
@@ -64,10 +80,8 @@ describe('bundleCore', () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  test('packs what index.js reaches, runs it as Node would, keeps one copy per module and maps stack traces to the sources', () => {
-    expect(bundle.bundleCore(dir).sort()).toEqual(['a', 'index', 'sub/b'])
-    expect(existsSync(join(dir, 'a.js.map'))).toBe(false)
-    expect(readFileSync(join(dir, 'sub/b.js'), 'utf8')).toContain("require('../_core.js')\nmodule.exports = load(\"sub/b\")")
+  /** Runs the packed modules in a fresh process: what they compute, what got loaded, how _core.js was compiled. */
+  const run = (args: string[] = [], env: Record<string, string> = {}): Record<string, unknown> => {
     const script = `
       const index = require(${JSON.stringify(join(dir, 'index.js'))})
       const b = require(${JSON.stringify(join(dir, 'sub/b.js'))})
@@ -75,31 +89,117 @@ describe('bundleCore', () => {
       try { index.run(-5) } catch (e) { stack = e.stack }
       process.stdout.write(JSON.stringify({
         result: index.run(4), sameB: b === index.b && b.load('other').sameB === b && require(${JSON.stringify(join(dir, 'other.js'))}).sameB === b, name: new b.Named().name,
-        loaded: Object.keys(require.cache).map((f) => f.slice(${JSON.stringify(dir.length + 1)})).sort(),
+        loaded: Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(dir + '/')})).map((f) => f.slice(${JSON.stringify(dir.length + 1)})).sort(),
+        codeCache: require(${JSON.stringify(join(dir, '_load.js'))}).codeCache,
         frame: stack.split('\\n')[1]
       }))`
-    const out = JSON.parse(execFileSync(process.execPath, ['--enable-source-maps', '-e', script]).toString()) as Record<string, unknown>
+    return JSON.parse(runScript(script, args, env)) as Record<string, unknown>
+  }
+
+  test('packs what index.js reaches, runs it as Node would, keeps one copy per module and maps stack traces to the sources', () => {
+    expect(bundle.bundleCore(dir).sort()).toEqual(['a', 'index', 'sub/b'])
+    expect(existsSync(join(dir, 'a.js.map'))).toBe(false)
+    expect(readFileSync(join(dir, 'sub/b.js'), 'utf8')).toContain("require('../_load.js')\nmodule.exports = load(\"sub/b\")")
+    const out = run()
     expect(out.result).toBe(10)
     expect(out.sameB).toBe(true)
     expect(out.name).toBe('b')
-    expect(out.loaded).toEqual(['_core.js', 'index.js', 'other.js', 'sub/b.js'])
+    // No code cache was made: _load.js requires _core.js as any module.
+    expect(out.codeCache).toBe('missing')
+    expect(out.loaded).toEqual(['_core.js', '_load.js', 'index.js', 'other.js', 'sub/b.js'])
     // `throw new Error('negative')` is line 2, column 14 of src/sub/b.ts.
-    expect(out.frame).toMatch(/src\/sub\/b\.ts:2:\d+\)$/)
+    expect(run(['--enable-source-maps']).frame).toMatch(/src\/sub\/b\.ts:2:\d+\)$/)
+  })
+
+  test('refuses to pack a module with a character beyond ASCII, naming the module and its line', () => {
+    writeFileSync(join(dir, 'sub/b.js'), "'use strict'\nexports.b = (n) => n + 1\nexports.dots = '\u2026'\n")
+    expect(() => bundle.bundleCore(dir)).toThrow('sub/b.js line 3: non-ASCII character "\u2026"; write it as a \\u escape (it is packed into _core.js)')
+    expect(existsSync(join(dir, '_core.js'))).toBe(false)
+  })
+
+  describe('with a code cache', () => {
+    let cacheFile: string
+    beforeEach(() => {
+      bundle.bundleCore(dir)
+      // The warm-up runs in the child that makes the cache: what it calls is compiled into the cache.
+      cacheFile = bundle.makeCodeCache(dir, "(load) => { if (load('index').run(4) !== 10) throw new Error('warm-up') }")
+    })
+
+    test('compiles _core.js from the cache made for this V8, and it runs as before: one copy per module', () => {
+      expect(cacheFile).toBe(join(dir, `_core.${process.versions.v8}.cache`))
+      expect(statSync(cacheFile).size).toBeGreaterThan(0)
+      const out = run()
+      expect(out.codeCache).toBe('used')
+      expect(out.result).toBe(10)
+      expect(out.sameB).toBe(true)
+      expect(out.name).toBe('b')
+      // _core.js was compiled by _load.js, not required: one copy, and it is not in require.cache.
+      expect(out.loaded).toEqual(['_load.js', 'index.js', 'other.js', 'sub/b.js'])
+      // Without source maps, stack traces name _core.js, as a plain require does.
+      expect(out.frame).toMatch(/_core\.js:\d+:\d+\)$/)
+    })
+
+    test.each([
+      ['source maps are on (Node 20 does not apply them to vm scripts)', 'off', () => ({ args: ['--enable-source-maps'] })],
+      ['the process was started with an option (V8 would reject the cache, at a cost)', 'off', () => ({ args: ['--max-old-space-size=256'] })],
+      ['NODE_OPTIONS is set', 'off', () => ({ env: { NODE_OPTIONS: '--max-old-space-size=256' } })],
+      ['KOALA_TRACKER_CODE_CACHE=off', 'off', () => ({ env: { KOALA_TRACKER_CODE_CACHE: 'off' } })],
+      ['_core.js is not the source the cache was made from (a patch of the same length, which V8 would take)', 'stale', () => {
+        const core = join(dir, '_core.js')
+        const source = readFileSync(core, 'utf8')
+        expect(source).toContain('return n + 1')
+        writeFileSync(core, source.replace('return n + 1', 'return n + 2'))
+        return { result: 12 }
+      }],
+      ['the cache is not one V8 can use', 'rejected', () => {
+        // The source copy at its head still matches: only V8's part is garbage.
+        const cache = readFileSync(cacheFile)
+        const head = 4 + cache.readUInt32LE(0)
+        writeFileSync(cacheFile, Buffer.concat([cache.subarray(0, head), Buffer.alloc(cache.length - head, 7)]))
+        return {}
+      }],
+      ['there is only a cache for another V8', 'missing', () => {
+        renameSync(cacheFile, join(dir, bundle.cacheName('0.0.0-other')))
+        return {}
+      }]
+    ])('falls back to compiling _core.js when %s', (_, status, arrange) => {
+      const { args, env, result } = arrange() as { args?: string[], env?: Record<string, string>, result?: number }
+      const out = run(args, env)
+      expect(out.codeCache).toBe(status)
+      expect(out.result).toBe(result ?? 10)
+      expect(out.sameB).toBe(true)
+      if (args?.includes('--enable-source-maps') === true) expect(out.frame).toMatch(/src\/sub\/b\.ts:2:\d+\)$/)
+    })
+
+    test("under another module system (this test runner's), it is required as any module, in the caller's realm", () => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const index = require(join(dir, 'index.js')) as { run(n: number): number }
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      expect((require(join(dir, '_load.js')) as { codeCache: string }).codeCache).toBe('off')
+      expect(index.run(4)).toBe(10)
+      let err: unknown
+      try { index.run(-5) } catch (e) { err = e }
+      expect(err).toBeInstanceOf(Error)
+    })
   })
 })
 
-test('the built package loads its main entry from one packed file, and reaches it from every other entry point', () => {
+test('the built package loads its main entry from one packed file, compiled from its code cache, and reaches it from every other entry point', () => {
   if (!existsSync(join(ROOT, 'dist/cjs/lib/_core.js'))) throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)')
   const script = `
+    // The package by its own name, as from inside it.
+    require = require('node:module').createRequire(${JSON.stringify(join(ROOT, 'package.json'))})
     const main = require('koala-tracker')
     const ours = () => Object.keys(require.cache).filter((f) => f.includes('/dist/cjs/'))
     const atStart = ours().length
     const express = require('koala-tracker/express')
     const errors = require(${JSON.stringify(join(ROOT, 'dist/cjs/lib/errors.js'))})
-    process.stdout.write(JSON.stringify({ atStart, shared: errors.KoalaError === main.KoalaError && express.gracefulShutdown === main.gracefulShutdown }))`
-  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: ROOT }).toString()) as { atStart: number, shared: boolean }
-  // index.js (a stub) and _core.js.
+    const codeCache = require(${JSON.stringify(join(ROOT, 'dist/cjs/lib/_load.js'))}).codeCache
+    process.stdout.write(JSON.stringify({ atStart, codeCache, shared: errors.KoalaError === main.KoalaError && express.gracefulShutdown === main.gracefulShutdown }))`
+  const out = JSON.parse(runScript(script)) as { atStart: number, codeCache: string, shared: boolean }
+  // index.js (a stub) and _load.js, which compiled _core.js from the code cache the build made.
   expect(out.atStart).toBe(2)
+  expect(out.codeCache).toBe('used')
   expect(out.shared).toBe(true)
 })
 

@@ -24,8 +24,9 @@ if (mode === 'eager') {
   // (of undici, the Pool's own module, as the tracker's transport loads it: lib/undici-pool.ts)
   require('undici/lib/dispatcher/pool'); require('pino'); require('lru-cache'); require('node:crypto')
 }
+const lib = `${process.env.KOALA_DIST ?? require('node:path').join(__dirname, '../dist')}/cjs/lib`
 const tr = process.hrtime.bigint()
-const { createTracker } = require(`${process.env.KOALA_DIST ?? require('node:path').join(__dirname, '../dist')}/cjs/lib/index.js`)
+const { createTracker } = require(`${lib}/index.js`)
 const t1 = process.hrtime.bigint()
 const tracker = createTracker({ publicKey: 'pk_bench', baseUrl: 'http://127.0.0.1:9' })
 const t2 = process.hrtime.bigint()
@@ -33,6 +34,8 @@ tracker.track({ profile_id: '6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f60', event: 'View
 const t3 = process.hrtime.bigint()
 if (tracker.stats().accepted !== 1) throw new Error('the first call was not accepted')
 const modules = Object.keys(require.cache).length
+// How _core.js was compiled (scripts/bundle-core.cjs): from the build's code cache ("used") or not, and why.
+const codeCache = require.cache[`${lib}/_load.js`]?.exports.codeCache ?? 'none'
 // The first send, after the clock above: what the lazy loading moved there. flush() seals the bucket, and
 // on microtasks the body is built and the request dispatched (undici loaded, the Pool made); the event loop
 // is blocked until the next turn. Port 9 refuses it; the retry waits on an unref'd timer.
@@ -41,6 +44,6 @@ tracker.flush({ timeoutMs: 0 })
 setImmediate(() => {
   const t5 = process.hrtime.bigint()
   if (tracker.stats().requests.sent !== 1) throw new Error('the first send did not start')
-  process.stdout.write(JSON.stringify({ mode, depsMs: ms(t0, tr), requireMs: ms(tr, t1), createMs: ms(t1, t2), firstCallMs: ms(t2, t3), totalMs: ms(tr, t3), modules, firstSendMs: ms(t4, t5) }) + '\n')
+  process.stdout.write(JSON.stringify({ mode, depsMs: ms(t0, tr), requireMs: ms(tr, t1), createMs: ms(t1, t2), firstCallMs: ms(t2, t3), totalMs: ms(tr, t3), modules, codeCache, firstSendMs: ms(t4, t5) }) + '\n')
 })
 // Nothing was sent: the process must exit by itself (no timer keeps it alive).

@@ -13,4 +13,6 @@ const t2 = process.hrtime.bigint()
 tracker.track({ profile_id: '6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f60', event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq: 0 } })
 const t3 = process.hrtime.bigint()
 if (tracker.stats().accepted !== 1) throw new Error('the first call was not accepted')
-process.stdout.write(JSON.stringify({ mode: 'import', importMs: ms(t0, t1), createMs: ms(t1, t2), firstCallMs: ms(t2, t3), totalMs: ms(t0, t3) }) + '\n')
+const { createRequire } = await import('node:module')
+const codeCache = createRequire(import.meta.url).cache[join(dist, 'cjs/lib/_load.js')]?.exports.codeCache ?? 'none'
+process.stdout.write(JSON.stringify({ mode: 'import', codeCache, importMs: ms(t0, t1), createMs: ms(t1, t2), firstCallMs: ms(t2, t3), totalMs: ms(t0, t3) }) + '\n')

@@ -112,15 +112,18 @@ export function renderTable (r) {
     out.push(`Median of ${c.runs} fresh processes: \`require\` (or \`import\`) → \`createTracker()\` → first accepted \`track()\`. ` +
       '"Modules loaded" counts every CommonJS module in the process after the first call, the benchmark script included. ' +
       '"First send" is what the lazy loading moves there, not a part of the total: after the first call, `flush()` and the ' +
-      'turn of the event loop it blocks (building the body, loading undici\'s Pool, dispatching the request).')
+      'turn of the event loop it blocks (building the body, loading undici\'s Pool, dispatching the request). ' +
+      '"Code cache" says how `_core.js` was compiled in the measured processes: "used" is from the V8 code cache the build made; ' +
+      'the reference without it is the same build with `KOALA_TRACKER_CODE_CACHE=off`, interleaved.')
     out.push('')
-    out.push('| Total, `require` | require | createTracker | first call | Modules loaded | Total, `import` | of which import | Reference: ' +
+    out.push('| Total, `require` | require | createTracker | first call | Modules loaded | Code cache | Total, `import` | of which import | Reference: total, `require`, without the code cache | Reference: ' +
       `${c.trivialModules ?? 27} empty modules | Reference: the lazily loaded dependencies, loaded eagerly | First send |`)
-    out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    out.push('|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|')
+    const noCache = (x) => x.noCodeCacheTotalMs === undefined ? '–' : `${f(x.noCodeCacheTotalMs, 1)} ms`
     const esm = (x) => x.importTotalMs === undefined ? '– | –' : `${f(x.importTotalMs, 1)} ms | ${f(x.importMs, 1)} ms`
-    out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${esm(c)} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms | ${c.firstSendMs === undefined ? '–' : `${f(c.firstSendMs, 1)} ms`} |`)
+    out.push(`| ${f(c.totalMs, 1)} ms | ${f(c.requireMs, 1)} ms | ${f(c.createMs, 1)} ms | ${f(c.firstCallMs, 1)} ms | ${c.modules} | ${c.codeCache ?? '–'} | ${esm(c)} | ${noCache(c)} | ${f(c.trivialModulesMs, 1)} ms | ${f(c.eagerDepsMs, 1)} ms | ${c.firstSendMs === undefined ? '–' : `${f(c.firstSendMs, 1)} ms`} |`)
     const o = r.otherColdStart
-    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | ${esm(o)} | | | ${o.firstSendMs === undefined ? '–' : `${f(o.firstSendMs, 1)} ms`} |`)
+    if (o !== undefined) out.push(`| other build: ${f(o.totalMs, 1)} ms | ${f(o.requireMs, 1)} ms | ${f(o.createMs, 1)} ms | ${f(o.firstCallMs, 1)} ms | ${o.modules} | ${o.codeCache ?? '–'} | ${esm(o)} | ${noCache(o)} | | | ${o.firstSendMs === undefined ? '–' : `${f(o.firstSendMs, 1)} ms`} |`)
   }
   if (r.micro) {
     out.push('')

@@ -105,11 +105,16 @@ function node (file, argv = [], env = {}) {
 }
 
 async function coldStart (n = 15, env = {}) {
-  const runs = { tracker: [], eager: [], import: [] }
+  const runs = { tracker: [], eager: [], import: [], noCodeCache: [] }
   for (let i = 0; i < n; i++) {
     for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], env))
     runs.import.push(node('cold.mjs', [], env))
+    // Reference: the same build with its code cache turned off (scripts/bundle-core.cjs).
+    runs.noCodeCache.push(node('cold.cjs', ['tracker'], { ...env, KOALA_TRACKER_CODE_CACHE: 'off' }))
   }
+  // Every measured process must have compiled _core.js the same way, and say which.
+  const codeCache = [...new Set([...runs.tracker, ...runs.import].map((r) => r.codeCache))]
+  if (codeCache.length !== 1) throw new Error(`cold start: _core.js was compiled in different ways: ${codeCache.join(', ')}`)
   const med = (mode, k) => median(runs[mode].map((r) => r[k]))
   const trivial = Array.from({ length: n }, () => node('cold.cjs', ['trivial']))
   return {
@@ -121,6 +126,8 @@ async function coldStart (n = 15, env = {}) {
     // What the lazy loading moved to the first send: the event loop blocked from flush() to the next turn.
     firstSendMs: med('tracker', 'firstSendMs'),
     modules: runs.tracker[0].modules,
+    codeCache: codeCache[0],
+    noCodeCacheTotalMs: med('noCodeCache', 'totalMs'),
     importTotalMs: med('import', 'totalMs'),
     importMs: med('import', 'importMs'),
     eagerDepsMs: med('eager', 'depsMs'),

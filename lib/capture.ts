@@ -308,7 +308,7 @@ export class Capturer {
       seen.add(field)
       this.#unknownCount++
     }
-    if (field.length > 64) field = field.slice(0, 64) + '…'
+    if (field.length > 64) field = field.slice(0, 64) + '\u2026'
     const lower = field.toLowerCase()
     let near: string | undefined
     for (const f of fields) if (f.toLowerCase() === lower || (lower.length >= 4 && f.startsWith(lower.slice(0, 4)))) { near = f; break }
