@@ -53,6 +53,38 @@ describe('Batcher: a full bucket', () => {
     expect(batches.map(x => x.items)).toEqual([1, 30])
   })
 
+  test('a bucket pushed out of the LRU is sealed after the call that pushed it (its memory has gone cold), and before any later seal', async () => {
+    const { batcher, batches } = setup(2)
+    const [a, b, c, d] = [person(), person(), person(), person()]
+    batcher.add(profiles, capturer.track({ profile_id: a, event: 'a' }))
+    batcher.add(profiles, capturer.track({ profile_id: b, event: 'b' }))
+    batcher.add(profiles, capturer.track({ profile_id: c, event: 'c' })) // pushes a out
+    // Not taken yet: its item still counts as held, but a is no longer one of the LRU's buckets.
+    expect(batcher.building).toBe(0)
+    expect(batcher.items).toBe(3)
+    expect(batcher.buckets(profiles)).toBe(2)
+    await microtasks()
+    expect(batches.map(x => body(x).profile_id)).toEqual([a])
+    expect(batcher.items).toBe(2)
+    expect(batcher.buckets(profiles)).toBe(2)
+
+    // In one stretch: d pushes b out, then c fills up; b was closed first, so its batch goes first.
+    batcher.add(profiles, capturer.track({ profile_id: d, event: 'd' }))
+    for (let i = 1; i < 30; i++) batcher.add(profiles, capturer.track({ profile_id: c, event: 'c' }))
+    expect(batcher.building).toBe(2)
+    expect(batcher.items).toBe(1)
+    await microtasks()
+    expect(batches.map(x => body(x).profile_id)).toEqual([a, b, c])
+    expect(batches.map(x => x.items)).toEqual([1, 1, 30])
+
+    // And sealAll() (flush, close, the timer) takes one pushed out in the same tick.
+    batcher.add(profiles, capturer.track({ profile_id: a, event: 'a' })) // pushes d out (c was used after it)
+    batcher.add(profiles, capturer.track({ profile_id: b, event: 'b' })) // pushes c's bucket out, empty since it was sealed
+    batcher.sealAll()
+    expect(batcher.items).toBe(0)
+    expect(batches.slice(3).map(x => body(x).profile_id).sort()).toEqual([a, b, d].sort())
+  })
+
   test('sealAll() hands over everything at once, the batches still being built included', () => {
     const { batcher, batches } = setup()
     const [a, b] = [person(), person()]

@@ -27,6 +27,12 @@ export interface BatcherOptions {
  * The body costs more than the call that fills a bucket, and it is not needed
  * sooner: the Sender dispatches on a microtask too. So no track() call pays for
  * a whole request, and a request handler is not slowed by the one that does.
+ *
+ * A bucket pushed out of the LRU is not even sealed in the call that pushes it:
+ * it is remembered, and sealed on that microtask (or before any other seal, so
+ * batches keep the order their buckets were closed in). Why: it was made up to
+ * maxBuckets calls earlier and its memory has gone cold; reading it was ~28% of
+ * a call for a new person (docs/benchmarks.md, ninth round).
  */
 export class Batcher {
   readonly #opts: BatcherOptions
@@ -39,6 +45,8 @@ export class Batcher {
   #timer: TimerHandle | undefined
   /** Sealed, their bodies not built yet. */
   #taken: Taken[] = []
+  /** Pushed out of an LRU and not sealed yet: route, cache, bucket, ... (flat: no object per eviction). */
+  #evicted: Array<Route | BucketCache<Bucket> | Bucket> = []
   #buildQueued = false
 
   /** `slabs`: build bodies as bytes in them (for the built-in transport); strings without. */
@@ -57,9 +65,12 @@ export class Batcher {
   /** Batches sealed whose bodies are not built yet (they are handed over within the current tick). */
   get building (): number { return this.#taken.length }
 
-  /** Buckets holding at least one item. */
+  /** Buckets holding at least one item, in the LRU (not those pushed out and waiting for the microtask). */
   buckets (route: Route): number {
-    return this.#caches.get(route)?.open ?? 0
+    let open = this.#caches.get(route)?.open ?? 0
+    const evicted = this.#evicted
+    for (let i = 0; i < evicted.length; i += 3) if (evicted[i] === route && (evicted[i + 2] as Bucket).items !== 0) open--
+    return open
   }
 
   /** Holds the item, or throws before it holds anything (the caller gives its room back). */
@@ -87,6 +98,7 @@ export class Batcher {
   /** Seals every bucket and hands every batch over now (flush, close, timer). */
   sealAll (): void {
     this.#stopTimer()
+    this.#sealEvicted()
     for (const [route, cache] of this.#caches) {
       // Sealing takes a bucket's items and never touches the cache: safe while iterating it.
       for (const b of cache.values()) this.#seal(route, cache, b)
@@ -103,18 +115,39 @@ export class Batcher {
     let cache = this.#caches.get(route)
     if (cache === undefined) {
       // An evicted bucket is sent, never dropped.
-      const c: BucketCache<Bucket> = cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#seal(route, c, bucket),
+      const c: BucketCache<Bucket> = cache = new BucketCache<Bucket>(this.#opts.maxBuckets, (bucket) => this.#evict(route, c, bucket),
         (err) => this.#onError(err, 'loading lru-cache (buckets are kept in a Map instead)'))
       this.#caches.set(route, cache)
     }
     return cache
   }
 
+  /** Remembers a bucket the LRU pushed out, without reading it: it is sealed on the microtask. */
+  #evict (route: Route, cache: BucketCache<Bucket>, bucket: Bucket): void {
+    this.#evicted.push(route, cache, bucket)
+    this.#queueBuild()
+  }
+
+  #sealEvicted (): void {
+    const evicted = this.#evicted
+    if (evicted.length === 0) return
+    this.#evicted = []
+    for (let i = 0; i < evicted.length; i += 3) {
+      this.#seal(evicted[i] as Route, evicted[i + 1] as BucketCache<Bucket>, evicted[i + 2] as Bucket)
+    }
+  }
+
   #seal (route: Route, cache: BucketCache<Bucket>, bucket: Bucket): void {
     if (bucket.items === 0) return
+    // Buckets pushed out earlier are older: theirs go first.
+    if (this.#evicted.length !== 0) this.#sealEvicted()
     cache.open--
     this.#items -= bucket.items
     this.#taken.push(bucket.take(route))
+    this.#queueBuild()
+  }
+
+  #queueBuild (): void {
     if (!this.#buildQueued) {
       this.#buildQueued = true
       queueMicrotask(() => this.#build())
@@ -124,6 +157,7 @@ export class Batcher {
   /** Builds the bodies of the sealed batches, in the order they were sealed, and hands them over. */
   #build (): void {
     this.#buildQueued = false
+    this.#sealEvicted()
     const taken = this.#taken
     if (taken.length === 0) return
     this.#taken = []
