@@ -23,7 +23,10 @@ const { dirname, join, relative, resolve } = require('node:path')
 const CORE = '_core.js'
 const LOAD = '_load.js'
 // The code cache is only good for the V8 that made it: other versions do not even read it.
-const cacheName = (v8 = process.versions.v8) => `_core.${v8}.cache`
+// One rule for the build (cacheName) and for _load.js, which puts the running V8's version between these.
+const CACHE_PREFIX = '_core.'
+const CACHE_SUFFIX = '.cache'
+const cacheName = (v8 = process.versions.v8) => CACHE_PREFIX + v8 + CACHE_SUFFIX
 // _core.js compiled as Node compiles a CommonJS module. The loader and makeCodeCache must wrap it
 // identically, or V8 rejects the cache.
 const WRAP_HEAD = '(function (exports, require, module, __filename, __dirname) { '
@@ -106,7 +109,7 @@ function withCodeCache () {
   const file = __dirname + '/${CORE}'
   let fd, cachedData, source
   try {
-    fd = fs.openSync(__dirname + '/_core.' + process.versions.v8 + '.cache', 'r')
+    fd = fs.openSync(__dirname + '/' + ${JSON.stringify(CACHE_PREFIX)} + process.versions.v8 + ${JSON.stringify(CACHE_SUFFIX)}, 'r')
     const src = fs.readFileSync(file)
     const chunk = Buffer.allocUnsafe(16384)
     codeCache = 'stale'
@@ -163,8 +166,7 @@ function bundleCore (libDir, entry = 'index.js') {
     lines.push(...body.split('\n'), '},')
   }
   lines.push('}', ...LOADER.trim().split('\n'), `//# sourceMappingURL=${CORE}.map`)
-  const core = lines.join('\n') + '\n'
-  writeFileSync(join(libDir, CORE), core)
+  writeFileSync(join(libDir, CORE), lines.join('\n') + '\n')
   writeFileSync(join(libDir, LOAD), LOADER_FILE)
   writeFileSync(join(libDir, `${CORE}.map`), JSON.stringify(mergeMaps(CORE, maps)))
   for (const file of modules.keys()) {
