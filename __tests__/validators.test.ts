@@ -58,6 +58,36 @@ test('maxLength counts code points, as JSON Schema says: a surrogate pair is one
   expect(calls.trackEvent({ type: 'track', event: 'xy' + emoji.repeat(1023) })).toBe(false)
 })
 
+test('length checks that look at the UTF-16 length first give the code-point count\'s answer near every limit', () => {
+  // The generator skips counting code points when the length alone decides (cheapLengthChecks): check it
+  // where it could go wrong, strings of n/2 to n code points around each limit, against a count of its own.
+  const emoji = '\u{1F428}'
+  const units = ['x', emoji, '\ud83d', '\udc28'] // one unit, a pair, and lone halves (one code point each)
+  const codePoints = (s: string): number => [...s].length
+  let checked = 0
+  for (const [field, min, max] of [['event', 1, 1024], ['message_id', 1, 255]] as const) {
+    for (const target of [0, 1, 2, 3, max - 1, max, max + 1, 2 * max - 1, 2 * max, 2 * max + 1]) {
+      for (let mix = 0; mix < 6; mix++) {
+        // Built to `target` UTF-16 units: all one kind, or alternating kinds, so the code points fall anywhere in [n/2, n].
+        let s = ''
+        for (let i = 0; s.length < target; i++) {
+          const u = mix < 4 ? units[mix] : units[(i + mix) % 2]
+          s += s.length + u.length > target ? 'x' : u
+        }
+        const n = codePoints(s)
+        const item = { type: 'track', event: 'e', [field]: s }
+        const expected = n >= min && n <= max && /\S/u.test(s)
+        expect([field, s.length, n, calls.trackEvent(item)]).toEqual([field, s.length, n, expected])
+        checked++
+      }
+    }
+  }
+  expect(checked).toBe(120)
+  const source = readFileSync(join(codegen.OUT_DIR, 'validators.js'), 'utf8')
+  expect(source).toMatch(/\(data\d\.length > 1024 && func1\(data\d\) > 1024\)/)
+  expect(source).not.toMatch(/[^(&] func1\(\w+\) [<>]/)
+})
+
 test('the shipped example bodies from Koala\'s docs validate', () => {
   const dir = `${__dirname}/../../shared/koala-api`
   const read = (f: string): unknown => {

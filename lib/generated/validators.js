@@ -101,7 +101,7 @@ const _errs8 = errors;
 if(errors === _errs8){
 if(errors === _errs8){
 if(typeof data1 === "string"){
-if(func1(data1) > 320){
+if((data1.length > 320 && func1(data1) > 320)){
 validate29.errors = [{instancePath:instancePath+"/email",schemaPath:"#/$defs/Email/maxLength",keyword:"maxLength",params:{limit: 320},message:"must NOT have more than 320 characters"}];
 return false;
 }
@@ -166,12 +166,12 @@ const _errs2 = errors;
 const _errs3 = errors;
 if(errors === _errs3){
 if(typeof data0 === "string"){
-if(func1(data0) > 255){
+if((data0.length > 255 && func1(data0) > 255)){
 validate30.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"}];
 return false;
 }
 else {
-if(func1(data0) < 1){
+if((data0.length < 2 && func1(data0) < 1)){
 validate30.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
@@ -211,12 +211,12 @@ let data2 = data.event;
 const _errs6 = errors;
 if(errors === _errs6){
 if(typeof data2 === "string"){
-if(func1(data2) > 1024){
+if((data2.length > 1024 && func1(data2) > 1024)){
 validate30.errors = [{instancePath:instancePath+"/event",schemaPath:"#/properties/event/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"}];
 return false;
 }
 else {
-if(func1(data2) < 1){
+if((data2.length < 2 && func1(data2) < 1)){
 validate30.errors = [{instancePath:instancePath+"/event",schemaPath:"#/properties/event/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
@@ -378,7 +378,7 @@ const _errs10 = errors;
 if(errors === _errs10){
 if(errors === _errs10){
 if(typeof data3 === "string"){
-if(func1(data3) > 320){
+if((data3.length > 320 && func1(data3) > 320)){
 validate31.errors = [{instancePath:instancePath+"/traits/email",schemaPath:"#/$defs/Email/maxLength",keyword:"maxLength",params:{limit: 320},message:"must NOT have more than 320 characters"}];
 return false;
 }
@@ -492,12 +492,12 @@ const _errs2 = errors;
 const _errs3 = errors;
 if(errors === _errs3){
 if(typeof data0 === "string"){
-if(func1(data0) > 255){
+if((data0.length > 255 && func1(data0) > 255)){
 validate32.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"}];
 return false;
 }
 else {
-if(func1(data0) < 1){
+if((data0.length < 2 && func1(data0) < 1)){
 validate32.errors = [{instancePath:instancePath+"/message_id",schemaPath:"#/$defs/MessageId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
@@ -537,12 +537,12 @@ let data2 = data.name;
 const _errs6 = errors;
 if(errors === _errs6){
 if(typeof data2 === "string"){
-if(func1(data2) > 1024){
+if((data2.length > 1024 && func1(data2) > 1024)){
 validate32.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters"}];
 return false;
 }
 else {
-if(func1(data2) < 1){
+if((data2.length < 2 && func1(data2) < 1)){
 validate32.errors = [{instancePath:instancePath+"/name",schemaPath:"#/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
@@ -697,12 +697,12 @@ const _errs5 = errors;
 if(errors === _errs5){
 if(errors === _errs5){
 if(typeof data0 === "string"){
-if(func1(data0) > 253){
+if((data0.length > 253 && func1(data0) > 253)){
 validate39.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Domain/maxLength",keyword:"maxLength",params:{limit: 253},message:"must NOT have more than 253 characters"}];
 return false;
 }
 else {
-if(func1(data0) < 3){
+if((data0.length < 6 && func1(data0) < 3)){
 validate39.errors = [{instancePath:instancePath+"/domain",schemaPath:"#/$defs/Domain/minLength",keyword:"minLength",params:{limit: 3},message:"must NOT have fewer than 3 characters"}];
 return false;
 }
@@ -738,12 +738,12 @@ const _errs7 = errors;
 const _errs8 = errors;
 if(errors === _errs8){
 if(typeof data1 === "string"){
-if(func1(data1) > 255){
+if((data1.length > 255 && func1(data1) > 255)){
 validate39.errors = [{instancePath:instancePath+"/account_id",schemaPath:"#/$defs/AccountId/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"}];
 return false;
 }
 else {
-if(func1(data1) < 1){
+if((data1.length < 2 && func1(data1) < 1)){
 validate39.errors = [{instancePath:instancePath+"/account_id",schemaPath:"#/$defs/AccountId/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
@@ -850,12 +850,12 @@ let data3 = data2.group_id;
 const _errs9 = errors;
 if(errors === _errs9){
 if(typeof data3 === "string"){
-if(func1(data3) > 255){
+if((data3.length > 255 && func1(data3) > 255)){
 validate40.errors = [{instancePath:instancePath+"/traits/group_id",schemaPath:"#/properties/traits/properties/group_id/maxLength",keyword:"maxLength",params:{limit: 255},message:"must NOT have more than 255 characters"}];
 return false;
 }
 else {
-if(func1(data3) < 1){
+if((data3.length < 2 && func1(data3) < 1)){
 validate40.errors = [{instancePath:instancePath+"/traits/group_id",schemaPath:"#/properties/traits/properties/group_id/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"}];
 return false;
 }
