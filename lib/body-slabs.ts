@@ -39,7 +39,8 @@ export class BodySlabs {
       this.#used = 0
     }
     const at = this.#used
-    slab.write(text, at, bytes, 'utf8')
+    // As many bytes as characters: all ASCII, which latin1 writes as a plain copy (UTF-8 encodes it ~1.5-2x slower).
+    slab.write(text, at, bytes, bytes === text.length ? 'latin1' : 'utf8')
     this.#used = at + bytes
     to.body = slab
     to.bodyAt = at
