@@ -28,10 +28,26 @@ describe('the benchmark', () => {
     const [callUs, waitUs, gcUs] = (row as RegExpExecArray).slice(1).map(Number)
     expect(waitUs).toBeLessThanOrEqual(callUs)
     expect(gcUs).toBeLessThanOrEqual(callUs)
+    // How far the calls outran the sink: the share of the run they took, and of the items delivered meanwhile.
+    const phases = /S1: the calls took (\d+)% of the run, with (\d+)% of the items delivered by then; S2: .*; S3: /.exec(stdout)
+    expect(phases).not.toBeNull()
+    expect((phases as RegExpExecArray).slice(1).map(Number).every(p => p >= 0 && p <= 100)).toBe(true)
     // The cold start was measured with _core.js compiled from the build's code cache, beside a reference without it.
     expect(stdout).toMatch(/^\| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \| 3 \| used \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \|/m)
     expect(written.map(p => readFileSync(p, 'utf8'))).toEqual(before)
   }, 120_000)
+
+  test('requests completed per turn while the calls are made: a histogram over every turn, every item received once', () => {
+    const out = spawnSync(process.execPath, ['--expose-gc', join(ROOT, 'benchmarks/turns.mjs'), 'S1'],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, BENCH_SCALE: '0.01' } })
+    expect({ status: out.status, stderr: out.stderr }).toEqual({ status: 0, stderr: '' })
+    // 2,000 calls: two turns of 1,000, counted into the histogram's 11 rows (0 to 10 requests).
+    expect(out.stdout).toMatch(/^S1, 2 turns of 1,000 calls, 10 connections: [\d.]+ requests completed per turn on average$/m)
+    const rows = [...out.stdout.matchAll(/^ +(\d+) requests: (\d+) turns$/gm)]
+    expect(rows.map(r => Number(r[1]))).toEqual(Array.from({ length: 11 }, (_, k) => k))
+    expect(rows.reduce((n, r) => n + Number(r[2]), 0)).toBe(2)
+    expect(out.stdout).toMatch(/^the calls took \d+ of \d+ ms; the sink had \d+ of 2000 items by then$/m)
+  }, 30_000)
 
   test('only the default run writes the results the docs are rendered from', () => {
     const script = "import('./benchmarks/report.mjs').then(({ resultsFile }) => process.stdout.write(JSON.stringify([" +

@@ -96,6 +96,12 @@ export function renderTable (r) {
   out.push('')
   out.push('² Of the µs per call: the time the producer\'s main thread waited for a core while inside the calls (Linux\'s schedstat: the sink, the kernel\'s TCP and V8\'s helper threads share the two cores), and the GC pauses that fell inside them. The rest is the calls\' own work.')
   out.push('')
+  const phases = Object.entries(r.scenarios).filter(([, s]) => s.tracker.callsDoneShare !== undefined)
+  if (phases.length > 0) {
+    out.push('While the yielding producer made its calls, the sink received only part of the items; the rest waited for it after the last call (see "Where the time goes", tenth round): ' +
+      phases.map(([n, s]) => `${n}: the calls took ${pct(s.tracker.callsDoneShare)} of the run, with ${pct(s.tracker.sentDuringCallsShare)} of the items delivered by then`).join('; ') + '.')
+    out.push('')
+  }
   out.push('### Heap held per buffered item')
   out.push('')
   out.push('| Scenario | Items held | Tracker, bytes per item | The same items as an array of JSON strings | Ratio |')

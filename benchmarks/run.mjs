@@ -65,7 +65,8 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   r.faultsPerKItem = r.pageFaults === undefined ? undefined : r.pageFaults / s.items * 1000
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
     `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` +
-      ` (waiting for a core ${(r.callWaitNs / 1000).toFixed(2)}, GC ${(r.callGcNs / 1000).toFixed(2)})` : ''}, ` +
+      ` (waiting for a core ${(r.callWaitNs / 1000).toFixed(2)}, GC ${(r.callGcNs / 1000).toFixed(2)})` +
+      `, calls done at ${r.callsDoneMs.toFixed(0)} of ${r.wallMs.toFixed(0)} ms with ${r.sentDuringCalls} items delivered` : ''}, ` +
     `${s.requests} requests, ${r.exactlyOnce ? 'every item exactly once' : `LOSS/DUPLICATES: ${JSON.stringify(s)} dropped=${r.dropped}`}`)
   return r
 }
@@ -84,6 +85,9 @@ function summarise (runs) {
     peakRssMB: pick('maxRssBytes') / 2 ** 20,
     faultsPerKItem: runs[0].faultsPerKItem === undefined ? undefined : pick('faultsPerKItem'),
     peakBuffered: runs[0].peakBuffered === undefined ? undefined : Math.max(...runs.map((r) => r.peakBuffered)),
+    // The tracker's runs: how long the calls took, and the share of the items the sink had by then.
+    callsDoneShare: runs[0].callsDoneMs === undefined ? undefined : pick('callsDoneMs') / pick('wallMs'),
+    sentDuringCallsShare: runs[0].sentDuringCalls === undefined ? undefined : median(runs.map((r) => r.sentDuringCalls / r.calls)),
     exactlyOnce: runs.every((r) => r.exactlyOnce),
     dropped: runs.reduce((n, r) => n + (r.dropped ?? 0), 0),
     failed: runs.reduce((n, r) => n + (r.failed ?? 0), 0)
@@ -176,6 +180,10 @@ async function main () {
   const results = { date: started.toISOString(), machine: machine(), repeat, scenarios: {} }
   log(`koala-tracker benchmark: ${results.machine.cores} cores, ${results.machine.cpu}, node ${results.machine.node}, load ${results.machine.loadAvg}`)
   try {
+    log('warming the sink up (one run of the floor, not measured)')
+    // One unmeasured run first: a fresh sink process compiles its code during its first run,
+    // which made the first measured run of every benchmark ~20% slower than the others.
+    await measure(sink, 'pool', scenarios[0])
     for (const name of scenarios) {
       log(`${name}: ${SCENARIOS[name].title}`)
       const runs = { pool: [], yield: [], tight: [], other: [] }
