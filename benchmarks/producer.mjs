@@ -4,7 +4,7 @@
 // pre-built bodies: the floor), heap (heap held per buffered item), setup (only
 // the work before every clock, for benchmarks/instructions.mjs).
 import crypto from 'node:crypto'
-import { openSync, readSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { createRequire } from 'node:module'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
@@ -41,10 +41,11 @@ function waitClock () {
   try {
     fd = openSync(`/proc/self/task/${process.pid}/schedstat`, 'r')
   } catch {
-    return () => 0
+    return Object.assign(() => 0, { close () {} })
   }
   const buf = Buffer.alloc(128)
-  return () => Number(buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0)).split(' ')[1])
+  const read = () => Number(buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0)).split(' ')[1])
+  return Object.assign(read, { close: () => closeSync(fd) })
 }
 
 /** The main thread's GC pauses, as [start, end] in performance.now() time. */
@@ -125,6 +126,7 @@ async function runTracker () {
     }
   }
   const callsDoneNs = process.hrtime.bigint() - t0
+  waited.close()
   // What left while the calls were made: the rest waits for the sink after them (docs/benchmarks.md, tenth round).
   const sentDuringCalls = tracker.stats().sent
   const closed = await tracker.close({ timeoutMs: 300_000 })
