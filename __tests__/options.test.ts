@@ -38,7 +38,10 @@ describe('resolveOptions', () => {
     [{ publicKey: 'pk', dispatcher: null }, 'dispatcher', 'dispatcher must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method'],
     // A misspelt option would otherwise leave its default in place without a word.
     [{ publicKey: 'pk', flushIntervalMS: 1000 }, 'flushIntervalMS', 'flushIntervalMS is not an option (did you mean flushIntervalMs?)'],
-    [{ publicKey: 'pk', timeout: 1000 }, 'timeout', 'timeout is not an option']
+    [{ publicKey: 'pk', timeout: 1000 }, 'timeout', 'timeout is not an option'],
+    // The longest start in common, not the first option that shares four letters (maxBuckets comes first).
+    [{ publicKey: 'pk', maxBufferItems: 10 }, 'maxBufferItems', 'maxBufferItems is not an option (did you mean maxBufferedItems?)'],
+    [{ publicKey: 'pk', flushInterval: 10 }, 'flushInterval', 'flushInterval is not an option (did you mean flushIntervalMs?)']
   ])('%j is refused with an exact message', (input, option, message) => {
     let caught: unknown
     try { resolveOptions(input as never) } catch (e) { caught = e }

@@ -5,6 +5,7 @@ import { describeAjvError, typeName } from './describe-error'
 import { InputError, type CallName } from './errors'
 import { NOT_UUID, UPPER_UUID, normalizeDomain, secondaryKey, uuidShape } from './identity'
 import { isoTime } from './iso-time'
+import { nearestName } from './near'
 import { MESSAGE_ID_PIECE_LENGTH } from './message-id'
 
 export type JsonObject = Record<string, unknown>
@@ -309,9 +310,7 @@ export class Capturer {
       this.#unknownCount++
     }
     if (field.length > 64) field = field.slice(0, 64) + '\u2026'
-    const lower = field.toLowerCase()
-    let near: string | undefined
-    for (const f of fields) if (f.toLowerCase() === lower || (lower.length >= 4 && f.startsWith(lower.slice(0, 4)))) { near = f; break }
+    const near = nearestName(field, fields)
     const hint = near === undefined ? '' : ` (did you mean ${near}?)`
     if (this.#strict) throw new InputError(c, field, `is not a field of ${c}()${hint}`)
     this.#onUnknownField(c, field, hint)

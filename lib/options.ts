@@ -3,6 +3,7 @@ import type { Clock } from './clock'
 import { DEFAULT_BASE_URL, MAX_ITEMS_PER_ARRAY } from './constants'
 import { ConfigError, type KoalaError } from './errors'
 import type { LoggerLike } from './logger'
+import { nearestName } from './near'
 import type { Transport } from './transport'
 
 /** Injection points shared by the tracker and the deletion client. */
@@ -159,7 +160,7 @@ export function checkInt (name: string, value: unknown, [min, max]: [number, num
 export function checkKnownKeys (input: object, known: readonly string[], prefix = ''): void {
   for (const key of Object.keys(input)) {
     if (known.includes(key)) continue
-    const near = known.find(k => k.toLowerCase() === key.toLowerCase())
+    const near = nearestName(key, known)
     throw new ConfigError(prefix + key, `is not an option${near === undefined ? '' : ` (did you mean ${prefix}${near}?)`}`)
   }
 }
