@@ -50,7 +50,11 @@ describe('uuidShape stands in for the ProfileId pattern', () => {
     ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6:', NOT_UUID], // the code point after 9
     ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6/', NOT_UUID], // the code point before 0
     ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6@', NOT_UUID], // before A
-    ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6`', NOT_UUID] // before a
+    ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6`', NOT_UUID], // before a
+    ['6f1c1a4e-2b7d-4c3e-9f4a-1b2c3d4e5f6\u00e1', NOT_UUID], // 0xe1: 'a' with the high bit set
+    ['6f1c1a4e\u012d2b7d-4c3e-9f4a-1b2c3d4e5f60', NOT_UUID], // 0x12d: '-' with a high bit set
+    ['------------------------------------', NOT_UUID],
+    ['00000000-0000-0000-0000-000000000000', LOWER_UUID] // digits alone need no lower-casing
   ])('uuidShape(%j) is %d', (s, shape) => {
     expect(uuidShape(s)).toBe(shape)
   })
