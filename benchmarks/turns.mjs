@@ -3,7 +3,7 @@
 // sink (docs/benchmarks.md, tenth round): undici writes a request on a kept-alive socket only in the
 // check phase after the previous answer, so with a busy event loop each connection completes at
 // most one request every other turn.
-//   node --expose-gc benchmarks/turns.mjs [S1|S2|S3]
+//   node benchmarks/turns.mjs [S1|S2|S3]
 // BENCH_OPTS (JSON) adds tracker options, as for producer.mjs.
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
@@ -13,7 +13,7 @@ import { SCENARIOS, call, plan } from './scenarios.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const [scenario = 'S1', port] = process.argv.slice(2)
-if (SCENARIOS[scenario] === undefined) throw new Error('usage: node --expose-gc benchmarks/turns.mjs [S1|S2|S3]')
+if (SCENARIOS[scenario] === undefined) throw new Error('usage: node benchmarks/turns.mjs [S1|S2|S3]')
 
 /** Requests completed per turn: a histogram, and the mean. */
 function histogram (counts, max) {
