@@ -86,7 +86,7 @@ function summarise (runs) {
     faultsPerKItem: runs[0].faultsPerKItem === undefined ? undefined : pick('faultsPerKItem'),
     peakBuffered: runs[0].peakBuffered === undefined ? undefined : Math.max(...runs.map((r) => r.peakBuffered)),
     // The tracker's runs: how long the calls took, and the share of the items the sink had by then.
-    callsDoneShare: runs[0].callsDoneMs === undefined ? undefined : pick('callsDoneMs') / pick('wallMs'),
+    callsDoneShare: runs[0].callsDoneMs === undefined ? undefined : median(runs.map((r) => r.callsDoneMs / r.wallMs)),
     sentDuringCallsShare: runs[0].sentDuringCalls === undefined ? undefined : median(runs.map((r) => r.sentDuringCalls / r.calls)),
     exactlyOnce: runs.every((r) => r.exactlyOnce),
     dropped: runs.reduce((n, r) => n + (r.dropped ?? 0), 0),

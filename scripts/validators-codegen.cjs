@@ -82,10 +82,10 @@ function slimSignatures (code) {
 // module under node_modules; resolving and loading it is a module of cold start
 // for a few lines, so the generated file carries its own.
 const UCS2LENGTH = 'require("ajv/dist/runtime/ucs2length").default'
+const OWN_UCS2LENGTH = '((s) => { let n = s.length; for (let i = 0; i < s.length - 1; i++) ' +
+  '{ const c = s.charCodeAt(i); if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n--; i++ } } return n })'
 function ownUcs2length (code) {
-  const own = '((s) => { let n = s.length; for (let i = 0; i < s.length - 1; i++) ' +
-    '{ const c = s.charCodeAt(i); if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n--; i++ } } return n })'
-  return code.split(UCS2LENGTH).join(own)
+  return code.split(UCS2LENGTH).join(OWN_UCS2LENGTH)
 }
 
 // A string of n UTF-16 units holds between n/2 and n code points, so its length alone
@@ -93,9 +93,11 @@ function ownUcs2length (code) {
 // its code points counted. Counting them for every event name was ~40 of the ~70 ns
 // a track's item validator took (docs/benchmarks.md, tenth round).
 function cheapLengthChecks (code) {
-  const helper = code.match(/const (func\d+) = \(\(s\) => \{ let n = s\.length;/)
-  if (helper === null) return code
-  const f = helper[1]
+  // The name Ajv gave the helper that ownUcs2length put in.
+  const at = code.indexOf(` = ${OWN_UCS2LENGTH}`)
+  if (at === -1) return code
+  const f = /(func\d+)$/.exec(code.slice(0, at))?.[1]
+  if (f === undefined) throw new Error('cheapLengthChecks: the code-point helper has no funcN name')
   return code
     .replace(new RegExp(`\\b${f}\\((\\w+)\\) > (\\d+)\\b`, 'g'), (_, s, n) => `(${s}.length > ${n} && ${f}(${s}) > ${n})`)
     .replace(new RegExp(`\\b${f}\\((\\w+)\\) < (\\d+)\\b`, 'g'), (_, s, n) => `(${s}.length < ${2 * Number(n)} && ${f}(${s}) < ${n})`)
