@@ -22,16 +22,30 @@ describe('the benchmark', () => {
       expect(stderr).toMatch(new RegExp(`^ {2}${scenario} heap: \\d+ bytes per buffered item`, 'm'))
     }
     expect(stdout).toContain('| zero loss, zero duplicates, default options | S1 yes, S2 yes, S3 yes | met |')
-    // µs per call, then how much of it was spent waiting for a core and in GC pauses.
-    const row = /^\| S2 \| tracker, yields every 1,000 calls \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| ([\d.]+), ([\d.]+) \| 1,000 \|/m.exec(stdout)
+    // CPU per item, against the floor, the sink's CPU per item, then µs per call, and how much of it was
+    // spent waiting for a core and in GC pauses.
+    const row = /^\| S2 \| tracker, yields every 1,000 calls \| [\d,]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \| ([\d.]+), ([\d.]+) \| 1,000 \|/m.exec(stdout)
     expect(row).not.toBeNull()
-    const [callUs, waitUs, gcUs] = (row as RegExpExecArray).slice(1).map(Number)
+    const [sinkUs, callUs, waitUs, gcUs] = (row as RegExpExecArray).slice(1).map(Number)
+    expect(sinkUs).toBeGreaterThan(0)
     expect(waitUs).toBeLessThanOrEqual(callUs)
     expect(gcUs).toBeLessThanOrEqual(callUs)
     // How far the calls outran the sink: the share of the run they took, and of the items delivered meanwhile.
     const phases = /S1: the calls took (\d+)% of the run, with (\d+)% of the items delivered by then; S2: .*; S3: /.exec(stdout)
     expect(phases).not.toBeNull()
     expect((phases as RegExpExecArray).slice(1).map(Number).every(p => p >= 0 && p <= 100)).toBe(true)
+    // The share of the floor that the CPU of producer and sink predict, from the table's own columns.
+    const cpus = (variant: string): number[] => {
+      const m = new RegExp(`^\\| S1 \\| ${variant} \\| [\\d,]+ \\| [\\d.]+ \\| ([\\d.]+) \\| [\\d.]+ \\| ([\\d.]+) \\|`, 'm').exec(stdout)
+      expect(m).not.toBeNull()
+      return (m as RegExpExecArray).slice(1).map(Number)
+    }
+    const [floorCpu, floorSink] = cpus('raw Pool \\(floor\\)')
+    const [trackerCpu, trackerSink] = cpus('tracker, yields every 1,000 calls')
+    const predicted = /predicts S1 (\d+)% of the floor \(measured \d+%\), S2 \d+% of the floor \(measured \d+%\), S3 \d+% of the floor/.exec(stdout)
+    expect(predicted).not.toBeNull()
+    // Within a point: the table rounds each figure to two decimals.
+    expect(Math.abs(Number((predicted as RegExpExecArray)[1]) - 100 * (floorCpu + floorSink) / (trackerCpu + trackerSink))).toBeLessThanOrEqual(1)
     // The cold start was measured with _core.js compiled from the build's code cache, beside a reference without it.
     expect(stdout).toMatch(/^\| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \| 3 \| used \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+ ms \|/m)
     expect(written.map(p => readFileSync(p, 'utf8'))).toEqual(before)

@@ -64,6 +64,15 @@ export function targetRows (r) {
   return rows
 }
 
+/**
+ * The tracker's items/s as a share of the floor's, predicted from CPU alone: what each variant costs
+ * the machine per item (its producer and its sink), when both keep the two cores about as busy.
+ */
+export function predictedShare (s) {
+  const cost = (x) => x.cpuPerItemUs + x.sinkCpuPerItemUs
+  return s.pool.sinkCpuPerItemUs === undefined || s.tracker.sinkCpuPerItemUs === undefined ? undefined : cost(s.pool) / cost(s.tracker)
+}
+
 export function renderTable (r) {
   const out = []
   const m = r.machine
@@ -80,11 +89,11 @@ export function renderTable (r) {
   out.push('')
   out.push('"× floor" compares with the raw undici Pool sending pre-built bodies of the same shape, same sink, same connections, in the same run.')
   out.push('')
-  out.push('| Scenario | Variant | Delivered items/s | × floor | CPU µs per item | × floor | µs per call | of which waiting for a core, GC ² | Requests | Peak RSS MB | Page faults per 1,000 items | Exactly once |')
-  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  out.push('| Scenario | Variant | Delivered items/s | × floor | CPU µs per item | × floor | Sink CPU µs per item ³ | µs per call | of which waiting for a core, GC ² | Requests | Peak RSS MB | Page faults per 1,000 items | Exactly once |')
+  out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
   for (const [name, s] of Object.entries(r.scenarios)) {
     const row = (variant, x) => out.push(`| ${name} | ${variant} | ${int(x.itemsPerSec)} | ${f(x.itemsPerSec / s.pool.itemsPerSec)} | ` +
-      `${f(x.cpuPerItemUs)} | ${f(x.cpuPerItemUs / s.pool.cpuPerItemUs)} | ${f(x.callUs)} | ${x.callWaitUs === undefined ? '–' : `${f(x.callWaitUs)}, ${f(x.callGcUs)}`} | ${int(x.requests)} | ${f(x.peakRssMB, 0)} | ${f(x.faultsPerKItem, 0)} | ` +
+      `${f(x.cpuPerItemUs)} | ${f(x.cpuPerItemUs / s.pool.cpuPerItemUs)} | ${f(x.sinkCpuPerItemUs)} | ${f(x.callUs)} | ${x.callWaitUs === undefined ? '–' : `${f(x.callWaitUs)}, ${f(x.callGcUs)}`} | ${int(x.requests)} | ${f(x.peakRssMB, 0)} | ${f(x.faultsPerKItem, 0)} | ` +
       `${x.exactlyOnce && x.dropped === 0 ? 'yes' : `**no** (dropped ${x.dropped})`} |`)
     row('raw Pool (floor)', s.pool)
     row('tracker, yields every 1,000 calls', s.tracker)
@@ -96,6 +105,16 @@ export function renderTable (r) {
   out.push('')
   out.push('² Of the µs per call: the time the producer\'s main thread waited for a core while inside the calls (Linux\'s schedstat: the sink, the kernel\'s TCP and V8\'s helper threads share the two cores), and the GC pauses that fell inside them. The rest is the calls\' own work.')
   out.push('')
+  out.push('³ The sink process\'s CPU (user and system) from its reset before the run to its report after it, per item received: the kernel\'s work for its side of each request included.')
+  out.push('')
+  const predicted = Object.entries(r.scenarios).map(([n, s]) => [n, s, predictedShare(s)]).filter(([, , p]) => p !== undefined)
+  if (predicted.length > 0) {
+    out.push('The producer and the sink share two cores, and the items/s follow the CPU the two processes spend per item: ' +
+      '(floor\'s CPU + its sink\'s CPU) / (tracker\'s CPU + its sink\'s CPU) predicts ' +
+      predicted.map(([n, s, p]) => `${n} ${pct(p)} of the floor (measured ${pct(s.tracker.itemsPerSec / s.pool.itemsPerSec)})`).join(', ') +
+      ' (see "Where the time goes", eleventh round).')
+    out.push('')
+  }
   const phases = Object.entries(r.scenarios).filter(([, s]) => s.tracker.callsDoneShare !== undefined)
   if (phases.length > 0) {
     out.push('While the yielding producer made its calls, the sink received only part of the items; the rest waited for it after the last call (see "Where the time goes", tenth round): ' +

@@ -62,6 +62,8 @@ async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
   // System time: mostly the kernel's loopback TCP, for the sink's side of each request too.
   r.systemPerItemUs = r.cpuSystemMicros / s.items
   r.requestsMade = s.requests
+  // The sink's CPU over the run: on two cores it shares the machine with the producer (see report.mjs, predictedShare).
+  r.sinkCpuPerItemUs = s.cpuMicros === undefined ? undefined : s.cpuMicros / s.items
   r.faultsPerKItem = r.pageFaults === undefined ? undefined : r.pageFaults / s.items * 1000
   log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
     `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` +
@@ -78,6 +80,7 @@ function summarise (runs) {
     itemsPerSec: pick('itemsPerSec'),
     cpuPerItemUs: pick('cpuPerItemUs'),
     systemPerItemUs: pick('systemPerItemUs'),
+    sinkCpuPerItemUs: runs[0].sinkCpuPerItemUs === undefined ? undefined : pick('sinkCpuPerItemUs'),
     callUs: runs[0].callNs === undefined ? undefined : pick('callNs') / 1000,
     callWaitUs: runs[0].callWaitNs === undefined ? undefined : pick('callWaitNs') / 1000,
     callGcUs: runs[0].callGcNs === undefined ? undefined : pick('callGcNs') / 1000,
