@@ -1,8 +1,9 @@
 // How many requests come back per turn of the event loop while the yielding producer makes its
 // calls, against the sink as `npm run bench` runs it. It shows why a burst of calls outruns the
-// sink (docs/benchmarks.md, tenth round): undici writes a request on a kept-alive socket only in the
-// check phase after the previous answer, so with a busy event loop each connection completes at
-// most one request every other turn.
+// sink (docs/benchmarks.md, tenth and eleventh rounds): undici's Pool hands a connection its next
+// request only once the connection has drained, which undici signals from the check phase after
+// the answer, and the request is then written in the next turn's check phase, after that turn's
+// calls; so with a busy event loop each connection completes at most one request every third turn.
 //   node benchmarks/turns.mjs [S1|S2|S3]
 // BENCH_OPTS (JSON) adds tracker options, as for producer.mjs.
 import { execFileSync } from 'node:child_process'
