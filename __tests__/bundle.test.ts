@@ -161,6 +161,11 @@ describe('bundleCore', () => {
       ['there is only a cache for another V8', 'missing', () => {
         renameSync(cacheFile, join(dir, bundle.cacheName('0.0.0-other')))
         return {}
+      }],
+      ['the cache opens but cannot be read (a directory in its place)', 'unreadable', () => {
+        rmSync(cacheFile)
+        mkdirSync(cacheFile)
+        return {}
       }]
     ])('falls back to compiling _core.js when %s', (_, status, arrange) => {
       const { args, env, result } = arrange() as { args?: string[], env?: Record<string, string>, result?: number }

@@ -122,7 +122,8 @@ function withCodeCache () {
     fs.readSync(fd, cachedData, 0, cachedData.length, 4 + src.length)
     source = src.toString('latin1')
   } catch {
-    codeCache = 'missing'
+    // No cache for this V8, or one that opened and then could not be read.
+    codeCache = fd === undefined ? 'missing' : 'unreadable'
     return undefined
   } finally {
     if (fd !== undefined) fs.closeSync(fd)
@@ -135,7 +136,7 @@ function withCodeCache () {
   return m.exports
 }
 const load = withCodeCache() ?? require('./${CORE}')
-// What happened, for tests and benchmarks: used, rejected, stale, missing or off.
+// What happened, for tests and benchmarks: used, rejected, stale, unreadable, missing or off.
 Object.defineProperty(load, 'codeCache', { value: codeCache })
 module.exports = load
 `
