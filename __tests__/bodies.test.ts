@@ -1,7 +1,10 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { MockAgent } from 'undici'
 import { BodySlabs, bodyOf, SLAB_BYTES, unshare, type BodyHolder } from '../lib/body-slabs'
+import { toBatch, type Batch, type Taken } from '../lib/bucket'
+import { Capturer, EVENTS, IDENTIFIES, PAGE_VIEWS, type Captured } from '../lib/capture'
 import { MESSAGE_ID_PIECE_LENGTH, messageIdPiece } from '../lib/message-id'
+import { createRoutes } from '../lib/route'
 import { createTracker } from '../lib/tracker'
 import type { TransportRequest } from '../lib/transport'
 import { driveUntil } from './helpers/drive'
@@ -35,6 +38,104 @@ describe('generated message ids', () => {
     expect(distinct.filter((_, j) => ![8, 13, 14, 18, 19, 23].includes(j)).every(n => n === 16)).toBe(true)
     expect([distinct[8], distinct[13], distinct[14], distinct[18], distinct[23]]).toEqual([1, 1, 1, 1, 1])
     expect(distinct[19]).toBe(4)
+  })
+})
+
+const V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const capturer = new Capturer(() => Date.UTC(2026, 10, 27, 9, 30, 0, 123), 32 * 1024)
+const pid = 'b0f5bd5e-6a0e-4bf4-9a5e-3c1fb3e0b7a1'
+
+/** Items of every kind: with and without ids of their own, non-ASCII in each place a caller's text goes. */
+const mixedCalls = (): Captured[] => [
+  capturer.track({ profile_id: pid, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12 } }),
+  capturer.track({ profile_id: pid, event: 'Café ☕', properties: { note: '𝄞 é\u00ff' } }),
+  capturer.track({ profile_id: pid, event: 'own', message_id: 'id-ü-1', sent_at: '2026-01-01T00:00:00.000Z' }),
+  capturer.track({ profile_id: pid, event: 'dated', sent_at: new Date(Date.UTC(2026, 0, 2)) }),
+  capturer.page({ profile_id: pid, name: 'Prix ✓', properties: { path: '/prix' } }),
+  capturer.page({ profile_id: pid }),
+  capturer.page({ profile_id: pid, message_id: 'page-1' }),
+  capturer.identify({ profile_id: pid, traits: { name: 'Zoë', plan: 'pro' } }),
+  capturer.trackAccount({ domain: 'acme.com', event: 'Renewed ★', properties: { seats: 3 } }),
+  capturer.identifyAccount({ account_id: 'acc_1', traits: { name: 'Açme' } })
+]
+
+/** A Taken of these items, as a bucket hands them over (a list of one item is the item itself). */
+function taken (items: Captured[], fields: { primary?: string, secondary?: string } = { primary: pid }): Taken {
+  const lists: [string[] | string | undefined, string[] | string | undefined, string[] | string | undefined] = [undefined, undefined, undefined]
+  for (const c of items) {
+    const l = lists[c.list]
+    lists[c.list] = l === undefined ? c.json : typeof l === 'string' ? [l, c.json] : [...l, c.json]
+  }
+  return {
+    route: createRoutes('/web/projects/pk_test').profiles,
+    primary: fields.primary,
+    secondary: fields.secondary,
+    lists,
+    items: items.length,
+    bytes: items.reduce((n, c) => n + c.bytes, 0),
+    ownIds: items.filter(c => !c.needsId && c.list !== IDENTIFIES).length
+  }
+}
+
+const text = (b: Batch): string => bodyOf(b).toString()
+type Sent = Record<string, Array<{ message_id?: string }>>
+const idsOf = (sent: Sent): string[] => ['events', 'page_views'].flatMap(k => (sent[k] ?? []).map(e => e.message_id as string))
+
+describe('captured items', () => {
+  test('count the UTF-8 bytes each takes in a body, its generated id included', () => {
+    const items = mixedCalls()
+    expect(items.map(c => c.bytes)).toEqual(items.map(c => Buffer.byteLength(c.json) + (c.needsId ? MESSAGE_ID_PIECE_LENGTH : 0)))
+    expect(items.map(c => c.needsId)).toEqual([true, true, false, true, true, true, false, false, true, false])
+    expect(items.map(c => c.list)).toEqual([EVENTS, EVENTS, EVENTS, EVENTS, PAGE_VIEWS, PAGE_VIEWS, PAGE_VIEWS, IDENTIFIES, EVENTS, IDENTIFIES])
+    // And a batch of them holds exactly those bytes, once its ids are in.
+    const slabs = new BodySlabs()
+    const t = taken(items.slice(0, 8))
+    const b = toBatch(t, slabs)
+    expect(b.bodyEnd - b.bodyAt).toBe(Buffer.byteLength(`{"profile_id":"${pid}"`) + t.bytes +
+      Buffer.byteLength(',"events":[],"identifies":[],"page_views":[]}') + 5 /* commas: 3 among 4 events, 2 among 3 page views */)
+  })
+})
+
+describe('bodies built into slabs', () => {
+  test('get their generated ids written into the bytes: valid JSON, every id a UUID v4, own ids kept, all distinct', () => {
+    const slabs = new BodySlabs()
+    const ascii = mixedCalls().filter((_, i) => ![1, 2, 4, 7, 8, 9].includes(i)) // no text beyond ASCII
+    const own = ascii.filter(c => !c.needsId)
+    expect(own.length).toBeGreaterThan(0)
+    const batches = [toBatch(taken(ascii), slabs), toBatch(taken(ascii, { primary: pid, secondary: 'a@example.com' }), slabs)]
+    const sent = batches.map(b => JSON.parse(text(b)) as Sent)
+    const ids = sent.flatMap(idsOf)
+    const generated = ids.filter(id => V4.test(id))
+    expect(generated).toHaveLength(2 * ascii.filter(c => c.needsId).length)
+    expect(new Set(generated).size).toBe(generated.length)
+    expect(ids.filter(id => !V4.test(id))).toEqual(['page-1', 'page-1'])
+    expect(batches.map(b => b.bodyEnd - b.bodyAt)).toEqual(batches.map(b => text(b).length))
+    expect(batches[0].body).toBe(batches[1].body) // one slab
+    // Built as a string, the same items make the same body but for the ids.
+    const asString = toBatch(taken(ascii))
+    const blank = (s: string): string => s.replace(/"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"/g, '"-"')
+    expect(blank(text(batches[0]))).toBe(blank(text(asString)))
+  })
+
+  test('that are not all ASCII are built with the ids in the text, and say the same', () => {
+    const slabs = new BodySlabs()
+    const items = mixedCalls()
+    const b = toBatch(taken(items, { primary: pid, secondary: 'zoë@example.com' }), slabs)
+    const sent = JSON.parse(text(b)) as Sent & { email: string }
+    expect(sent.email).toBe('zoë@example.com')
+    const ids = idsOf(sent)
+    expect(ids.filter(id => V4.test(id))).toHaveLength(items.filter(c => c.needsId && c.list !== IDENTIFIES).length)
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(b.bodyEnd - b.bodyAt).toBe(Buffer.byteLength(text(b)))
+  })
+
+  test('with more ids than the places first kept for them (64) get them all', () => {
+    const slabs = new BodySlabs()
+    const many = Array.from({ length: 150 }, (_, i) => capturer.track({ profile_id: pid, event: 'e', properties: { i } }))
+    const sent = JSON.parse(text(toBatch(taken(many), slabs))) as { events: Array<{ message_id: string, properties: { i: number } }> }
+    expect(sent.events.map(e => e.properties.i)).toEqual(many.map((_, i) => i))
+    expect(sent.events.every(e => V4.test(e.message_id))).toBe(true)
+    expect(new Set(sent.events.map(e => e.message_id)).size).toBe(150)
   })
 })
 

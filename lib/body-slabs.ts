@@ -1,3 +1,5 @@
+// The global Buffer is a getter on globalThis, called on every read; the module's export is a plain property.
+import { Buffer } from 'node:buffer'
 /** Bodies share slabs of this many bytes; the GC frees a slab once no batch holds it. */
 export const SLAB_BYTES = 64 * 1024
 /** A body larger than this gets a buffer of its own, so that a slab never wastes more than a quarter. */
@@ -24,9 +26,8 @@ export class BodySlabs {
   #slab: Buffer | undefined
   #used = 0
 
-  /** Writes `text` into a slab (or a buffer of its own) and points `to` at it. */
-  place (text: string, to: BodyHolder): void {
-    const bytes = Buffer.byteLength(text)
+  /** Writes `text` (`bytes` of UTF-8) into a slab (or a buffer of its own) and points `to` at it. */
+  place (text: string, to: BodyHolder, bytes = Buffer.byteLength(text)): void {
     if (bytes > OWN_BUFFER_ABOVE) {
       to.body = Buffer.from(text, 'utf8')
       to.bodyAt = 0

@@ -1,6 +1,8 @@
+// The global Buffer is a getter on globalThis, called on every read; the module's export is a plain property.
+import { Buffer } from 'node:buffer'
 import type { BodyHolder, BodySlabs } from './body-slabs'
 import { EVENTS, IDENTIFIES, LIST_NAMES, NEEDS_MESSAGE_ID, PAGE_VIEWS, type Captured, type ListIndex } from './capture'
-import { messageIdPiece } from './message-id'
+import { MESSAGE_ID_HEAD_LENGTH, MESSAGE_ID_PIECE_LENGTH, MESSAGE_ID_TEMPLATE, messageIdPiece, writeMessageIds } from './message-id'
 import type { Route } from './route'
 
 /**
@@ -52,11 +54,19 @@ export interface Taken {
   readonly lists: Lists
   readonly items: number
   readonly bytes: number
+  /** Events and page views that came with a message_id of their own (identifies never carry one). */
+  readonly ownIds: number
 }
 
-/** Builds the request body of taken items: done once per batch (see buildBody), as bytes when given slabs. */
+/**
+ * Builds the request body of taken items: done once per batch (see buildBody), as bytes when given slabs.
+ * With slabs, an item that needs a message_id gets a template in the text, and its id's hex digits are
+ * written into the slab afterwards: no string per id. A body that is not all ASCII (rare: its bytes and
+ * characters do not line up) is built again with the ids in the text.
+ */
 export function toBatch (t: Taken, slabs?: BodySlabs): Batch {
-  const text = buildBody(t.route, t.primary, t.secondary, t.lists)
+  const mixed = t.ownIds !== 0
+  let text = buildBody(t.route, t.primary, t.secondary, t.lists, t.items, mixed, slabs !== undefined)
   const batch: Batch = {
     route: t.route,
     body: text,
@@ -69,9 +79,22 @@ export function toBatch (t: Taken, slabs?: BodySlabs): Batch {
     seq: 0,
     tries: undefined
   }
-  if (slabs !== undefined) slabs.place(text, batch)
+  if (slabs === undefined) return batch
+  let bytes = Buffer.byteLength(text)
+  if (holes === 0 || bytes === text.length) {
+    slabs.place(text, batch, bytes)
+    if (holes !== 0) writeMessageIds(batch.body as Buffer, batch.bodyAt, holeAt, holes)
+    return batch
+  }
+  text = buildBody(t.route, t.primary, t.secondary, t.lists, t.items, mixed, false)
+  bytes = Buffer.byteLength(text)
+  slabs.place(text, batch, bytes)
   return batch
 }
+
+/** Where buildBody left templates for ids: character offsets of their first hex digit, and how many. */
+let holeAt: Int32Array = new Int32Array(64)
+let holes = 0
 
 /**
  * The request body, by concatenating the JSON captured at call time. Items
@@ -79,34 +102,71 @@ export function toBatch (t: Taken, slabs?: BodySlabs): Batch {
  * per batch and every retry sends it unchanged, so the id never changes.
  * It is built right after the bucket is sealed, not on the first attempt: a backlog of
  * one string per batch costs the GC far less than one string per item.
+ * `templates`: leave a template where an id goes, and its place in holeAt (see toBatch).
  */
-function buildBody (route: Route, primary: string | undefined, secondary: string | undefined, lists: Lists): string {
+function buildBody (route: Route, primary: string | undefined, secondary: string | undefined, lists: Lists, items: number,
+  mixed: boolean, templates: boolean): string {
   // One flat array of flat pieces and one join: joining strings built with `+`
   // would make V8 flatten each of them first (a copy and an allocation per item).
-  const out: string[] = ['{']
-  if (primary !== undefined) out.push('"', route.primaryField, '":', JSON.stringify(primary))
-  if (secondary !== undefined) out.push(out.length > 1 ? ',"' : '"', route.secondaryField, '":', JSON.stringify(secondary))
+  // Sized once for the most it can take (a comma, an id and the item per item), not grown push by push.
+  const out = new Array<string>(22 + 3 * items)
+  let n = 0
+  let chars = 0
+  holes = 0
+  out[n++] = '{'
+  chars++
+  if (primary !== undefined) {
+    const id = JSON.stringify(primary)
+    out[n++] = '"'; out[n++] = route.primaryField; out[n++] = '":'; out[n++] = id
+    chars += 3 + route.primaryField.length + id.length
+  }
+  if (secondary !== undefined) {
+    const open = n > 1 ? ',"' : '"'
+    const id = JSON.stringify(secondary)
+    out[n++] = open; out[n++] = route.secondaryField; out[n++] = '":'; out[n++] = id
+    chars += open.length + route.secondaryField.length + 2 + id.length
+  }
   for (let i = 0 as ListIndex; i < 3; i++) {
     const list = lists[i]
     if (list === undefined) continue
-    out.push(out.length > 1 ? ',"' : '"', LIST_NAMES[i], '":[')
-    if (typeof list === 'string') {
-      pushItem(out, list)
-    } else {
-      for (let j = 0; j < list.length; j++) {
-        if (j > 0) out.push(',')
-        pushItem(out, list[j])
+    const open = n > 1 ? ',"' : '"'
+    out[n++] = open; out[n++] = LIST_NAMES[i]; out[n++] = '":['
+    chars += open.length + LIST_NAMES[i].length + 3
+    const one = typeof list === 'string'
+    const count = one ? 1 : list.length
+    for (let j = 0; j < count; j++) {
+      const item = one ? list : list[j]
+      if (j > 0) {
+        out[n++] = ','
+        chars++
       }
+      // Identifies take no id. Without events or page views of their own ids (mixed), every other item needs one:
+      // no need to read the item, which would flatten it.
+      if (i !== IDENTIFIES && (!mixed || item.charCodeAt(0) === NEEDS_MESSAGE_ID)) {
+        if (templates) {
+          if (holes === holeAt.length) holeAt = grown(holeAt)
+          holeAt[holes++] = chars + MESSAGE_ID_HEAD_LENGTH
+          out[n++] = MESSAGE_ID_TEMPLATE
+        } else {
+          out[n++] = messageIdPiece()
+        }
+        chars += MESSAGE_ID_PIECE_LENGTH
+      }
+      out[n++] = item
+      chars += item.length
     }
-    out.push(']')
+    out[n++] = ']'
+    chars++
   }
-  out.push('}')
+  out[n++] = '}'
+  out.length = n
   return out.join('')
 }
 
-function pushItem (out: string[], item: string): void {
-  if (item.charCodeAt(0) === NEEDS_MESSAGE_ID) out.push(messageIdPiece())
-  out.push(item)
+function grown (a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
 }
 
 /** Adds an item to a list (see Bucket): the item alone, then an array from the second on. */
@@ -136,6 +196,7 @@ export class Bucket {
   #pageViews: List
   items = 0
   bytes = 0
+  ownIds = 0
 
   constructor (primary: string | undefined, secondary: string | undefined) {
     this.primary = primary
@@ -146,6 +207,7 @@ export class Bucket {
   add (c: Captured): number {
     this.items++
     this.bytes += c.bytes
+    if (!c.needsId && c.list !== IDENTIFIES) this.ownIds++
     switch (c.list) {
       case EVENTS: return count(this.#events = append(this.#events, c.json))
       case IDENTIFIES: return count(this.#identifies = append(this.#identifies, c.json))
@@ -161,11 +223,13 @@ export class Bucket {
       secondary: this.secondary,
       lists: [this.#events, this.#identifies, this.#pageViews],
       items: this.items,
-      bytes: this.bytes
+      bytes: this.bytes,
+      ownIds: this.ownIds
     }
     this.#events = this.#identifies = this.#pageViews = undefined
     this.items = 0
     this.bytes = 0
+    this.ownIds = 0
     this.secondary = undefined
     return taken
   }
