@@ -115,14 +115,22 @@ describe('flush timer', () => {
     expect(h.clock.pending()).toEqual([])
   })
 
-  test('no timer runs once a size-triggered send has emptied every bucket', async () => {
-    h = await harness()
+  test('a size-triggered send that empties every bucket leaves the timer to fire once, with nothing to send, and not again', async () => {
+    h = await harness({ flushIntervalMs: 10_000 })
     const pid = person()
     const sent = nextEvent(h.tracker, 'sent')
     for (let i = 0; i < 30; i++) h.tracker.track({ profile_id: pid, event: 'e' })
-    expect(h.clock.pending()).toEqual([])
+    // Not cleared and set again per request (see Batcher.add): it stays as the first call armed it.
+    expect(h.clock.pending()).toEqual([{ inMs: 10_000, ms: 10_000, keepAlive: false }])
     await sent
+    h.clock.advance(10_000)
+    await tick()
     expect(h.clock.pending()).toEqual([])
+    expect(h.tracker.stats()).toMatchObject({ sent: 30, bufferedItems: 0, requests: { sent: 1 } })
+
+    // The next call arms it again, for its own flushIntervalMs.
+    h.tracker.track({ profile_id: pid, event: 'e' })
+    expect(h.clock.pending()).toEqual([{ inMs: 10_000, ms: 10_000, keepAlive: false }])
   })
 })
 

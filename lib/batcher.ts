@@ -90,9 +90,9 @@ export class Batcher {
     if (bucket.secondary === undefined) bucket.secondary = c.secondary
     if (bucket.items === 0) cache.open++
     this.#items++
+    // The timer is left running when this seal empties every bucket: it then fires once with nothing to
+    // do, and is armed again by the next call. Stopping it here cleared and set a timer per request in S1.
     if (bucket.add(c) >= this.#opts.flushAt) this.#seal(route, cache, bucket)
-    // Only this call's seals (its bucket, a conflict, an eviction) can have emptied every bucket.
-    if (this.#items === 0) this.#stopTimer()
   }
 
   /** Seals every bucket and hands every batch over now (flush, close, timer). */
