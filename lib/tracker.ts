@@ -156,8 +156,17 @@ export class Tracker {
     const profiles = this.#routes.profiles.counters.snapshot(this.#batcher.buckets(this.#routes.profiles))
     const accounts = this.#routes.accounts.counters.snapshot(this.#batcher.buckets(this.#routes.accounts))
     const r = this.#requests
+    const all = addRoutes(profiles, accounts)
+    // Field by field: spreading `all` into this literal took ~6 µs a call (V8's slow path for a spread followed by more fields).
     return {
-      ...addRoutes(profiles, accounts),
+      accepted: all.accepted,
+      sent: all.sent,
+      failed: all.failed,
+      failedBy: all.failedBy,
+      dropped: all.dropped,
+      droppedBy: all.droppedBy,
+      bufferedItems: all.bufferedItems,
+      buckets: all.buckets,
       bufferedBytes: this.#budget.bytes,
       requests: { sent: r.sent, succeeded: r.succeeded, retried: r.retried, failed: r.failed },
       inFlightRequests: this.#sender.inFlight,
