@@ -235,7 +235,8 @@ export class Sender {
         this.#fail(batch, 'rejected', `internal error while handling the answer: ${err instanceof Error ? err.message : String(err)}`)
       }
     }
-    this.#schedulePump()
+    // Already off the caller's stack (after an await): the next batch goes now, not on another microtask.
+    this.#safePump()
   }
 
   #handle (batch: Batch, tries: Tries, outcome: Outcome): void {
