@@ -114,4 +114,32 @@ describe('the benchmark', () => {
     expect(count).not.toBeNull()
     expect(Number(count?.[1].replaceAll(',', ''))).toBeGreaterThan(1_000)
   }, 240_000)
+
+  test('a profile of the measured span by kind of work: a usage line for arguments it cannot run', async () => {
+    const run = startNode([join(ROOT, 'benchmarks/window-profile.mjs'), 'S4', 'tracker'], { guardMs: 20_000 })
+    const { code, stdout, stderr } = await run.exited
+    expect({ code, stdout }).toEqual({ code: 2, stdout: '' })
+    expect(stderr).toMatch(/^usage: node benchmarks\/window-profile\.mjs /)
+  }, 30_000)
+
+  // Only where Linux perf can sample (the CI machine has no perf): a few seconds.
+  const perf = spawnSync('perf', ['record', '-e', 'cpu-clock', '-o', '/dev/null', 'true']).status === 0
+  ;(perf ? test : test.skip)('a profile of the measured span by kind of work, every item received exactly once', async () => {
+    const run = startNode([join(ROOT, 'benchmarks/window-profile.mjs'), 'S1', 'tracker', 'pool', '--top', '3'],
+      { env: { BENCH_SCALE: '0.05' }, guardMs: 110_000 })
+    const { code, stdout, stderr } = await run.exited
+    expect({ code, stderr: code === 0 ? '' : stderr }).toEqual({ code: 0, stderr: '' })
+    // One column per variant; the kinds' samples add up to the total.
+    const row = (kind: string): number[] => [...(new RegExp(`^ *${kind} +(\\d+) \\([\\d.]+%\\) +(\\d+) \\(`, 'm').exec(stdout) ?? [])].slice(1).map(Number)
+    const total = row('total')
+    expect(total).toHaveLength(2)
+    expect(total.every(n => n > 100)).toBe(true)
+    const kinds = ['compile', 'gc', 'kernel', 'kernel: page faults', 'json', 'strings', 'builtins', 'javascript', 'libc', 'other native']
+    const sums = [0, 1].map(i => kinds.reduce((n, k) => n + (row(k)[i] ?? 0), 0))
+    expect(sums).toEqual(total)
+    // The raw Pool serialises nothing (a stray JSON.parse may show): JSON is the tracker's.
+    const [json, poolJson] = row('json')
+    expect(json).toBeGreaterThan(Math.max(10, 10 * poolJson))
+    expect(stdout).toMatch(/\ntracker: the 3 symbols with most samples\n/)
+  }, 120_000)
 })

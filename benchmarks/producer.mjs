@@ -4,7 +4,7 @@
 // pre-built bodies: the floor), heap (heap held per buffered item), setup (only
 // the work before every clock, for benchmarks/instructions.mjs).
 import crypto from 'node:crypto'
-import { closeSync, openSync, readSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { createRequire } from 'node:module'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
@@ -70,9 +70,12 @@ function overlapMs (windows, pauses) {
 /**
  * PROFILE_TO=file (benchmarks/profile.mjs): a CPU profile of the measured span
  * only, from the clock's start to close(), without the setup before it.
+ * PERF_CTL and PERF_ACK (benchmarks/window-profile.mjs): the FIFOs of a `perf record --control`
+ * started disabled, enabled over the same span.
  */
 async function profiler () {
   const file = process.env.PROFILE_TO
+  if (process.env.PERF_CTL !== undefined) return perfWindow(process.env.PERF_CTL, process.env.PERF_ACK)
   if (file === undefined) return async () => {}
   const session = new Session()
   session.connect()
@@ -83,6 +86,23 @@ async function profiler () {
     const { profile } = await session.post('Profiler.stop')
     writeFileSync(file, JSON.stringify(profile))
     session.disconnect()
+  }
+}
+
+/** Tells perf to record, and then to stop: each command is acknowledged before the clock starts or stops. */
+function perfWindow (ctl, ack) {
+  // Both ends open before the first command: an acknowledgement written to a FIFO with no reader is lost to perf.
+  const out = openSync(ctl, 'w')
+  const back = openSync(ack, 'r')
+  const say = (command) => {
+    writeSync(out, command + '\n')
+    readSync(back, Buffer.alloc(8))
+  }
+  say('enable')
+  return async () => {
+    say('disable')
+    closeSync(out)
+    closeSync(back)
   }
 }
 
