@@ -81,8 +81,11 @@ export interface Captured {
   /** email or account_id, as given. */
   secondary: string | undefined
   list: ListIndex
+  /** The item's JSON, a rope of shared pieces (see #event); without its generated message_id, if it gets one. */
   json: string
+  /** Its UTF-8 bytes in the body, a generated message_id included. */
   bytes: number
+  /** Whether the body gives it a generated message_id (an event or page view that came without one). */
   needsId: boolean
 }
 
