@@ -129,13 +129,18 @@ describe('bodies built into slabs', () => {
     expect(b.bodyEnd - b.bodyAt).toBe(Buffer.byteLength(text(b)))
   })
 
-  test('with more ids than the places first kept for them (64) get them all', () => {
+  test('with more ids than the places first kept for them (64) get them all, in a slab or in a buffer of their own', () => {
     const slabs = new BodySlabs()
-    const many = Array.from({ length: 150 }, (_, i) => capturer.track({ profile_id: pid, event: 'e', properties: { i } }))
-    const sent = JSON.parse(text(toBatch(taken(many), slabs))) as { events: Array<{ message_id: string, properties: { i: number } }> }
-    expect(sent.events.map(e => e.properties.i)).toEqual(many.map((_, i) => i))
-    expect(sent.events.every(e => V4.test(e.message_id))).toBe(true)
-    expect(new Set(sent.events.map(e => e.message_id)).size).toBe(150)
+    // 70 items of ~140 bytes fit a slab; 150 with padding make a body over a quarter of one, which gets a buffer of its own.
+    for (const [count, pad] of [[70, ''], [150, 'x'.repeat(100)]] as const) {
+      const many = Array.from({ length: count }, (_, i) => capturer.track({ profile_id: pid, event: 'e', properties: { i, pad } }))
+      const b = toBatch(taken(many), slabs)
+      expect((b.body as Buffer).length === SLAB_BYTES).toBe(count === 70)
+      const sent = JSON.parse(text(b)) as { events: Array<{ message_id: string, properties: { i: number } }> }
+      expect(sent.events.map(e => e.properties.i)).toEqual(many.map((_, i) => i))
+      expect(sent.events.every(e => V4.test(e.message_id))).toBe(true)
+      expect(new Set(sent.events.map(e => e.message_id)).size).toBe(count)
+    }
   })
 })
 
