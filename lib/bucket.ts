@@ -108,7 +108,8 @@ function buildBody (route: Route, primary: string | undefined, secondary: string
   mixed: boolean, templates: boolean): string {
   // One flat array of flat pieces and one join: joining strings built with `+`
   // would make V8 flatten each of them first (a copy and an allocation per item).
-  // Sized once for the most it can take (a comma, an id and the item per item), not grown push by push.
+  // Sized once for the most it can take, not grown push by push: 22 for the braces, the two ids and three
+  // lists' brackets, and a comma, an id and the item per item.
   const out = new Array<string>(22 + 3 * items)
   let n = 0
   let chars = 0

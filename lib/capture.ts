@@ -264,7 +264,7 @@ export class Capturer {
     const props = this.#object(c, 'properties', properties)
     if (event !== this.#lastEvent) {
       // Validated: a string.
-      this.#trackHead = ',"type":"track","event":' + JSON.stringify(event) + ',"properties":'
+      this.#trackHead = ',"type":"track","event":' + JSON.stringify(event) + PROPERTIES
       this.#trackHeadBytes = Buffer.byteLength(this.#trackHead)
       this.#lastEvent = event as string
     }
