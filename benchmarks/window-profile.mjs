@@ -69,21 +69,17 @@ async function record (variant, dir, sink) {
   const kinds = new Map()
   const symbols = new Map()
   let samples = 0
-  let faults = 0
   for (const block of script.split('\n\n')) {
     const frames = block.split('\n').map(l => l.trim()).filter(Boolean)
     if (frames.length === 0) continue
     samples++
     let kind = kindOf(frames[0])
-    if (kind === 'kernel' && frames.some(f => f.includes('exc_page_fault'))) {
-      kind = 'kernel: page faults'
-      faults++
-    }
+    if (kind === 'kernel' && frames.some(f => f.includes('exc_page_fault'))) kind = 'kernel: page faults'
     kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
     const symbol = frames[0].split(' ').slice(1).join(' ').replace(/\(\/tmp\/perf-\d+\.map\)/, '').slice(0, 100)
     symbols.set(symbol, (symbols.get(symbol) ?? 0) + 1)
   }
-  return { samples, kinds, symbols, faults }
+  return { samples, kinds, symbols }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'koala-window-'))
