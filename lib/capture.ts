@@ -61,7 +61,9 @@ export const LIST_NAMES = ['events', 'identifies', 'page_views'] as const
  * An item whose message_id is to be generated is captured without its
  * `{"message_id":"<uuid>"` head, so it starts with a comma; the body builder
  * adds the id when the body is built (see bucket.ts). This keeps node:crypto
- * off the first call, and the UUID off the calls.
+ * off the first call, and the UUID off the calls. Captured.needsId says the same;
+ * the body builder reads this mark only in a bucket that also holds items with
+ * ids of their own, where its lists of strings are all that is left.
  */
 export const NEEDS_MESSAGE_ID = 0x2c // ','
 
