@@ -1,4 +1,4 @@
-import { InputError } from '../lib/errors'
+import { InputError } from '../lib/shared/errors'
 import { harness, nextEvent, person, tick, UUID_V4, type Harness } from './helpers/setup'
 
 let h: Harness

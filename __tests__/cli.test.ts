@@ -3,15 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { main, EXIT, type CliIo } from '../lib/cli'
-import { nodeIo } from '../lib/cli-io'
+import { main, EXIT, type CliIo } from '../lib/cli/cli'
+import { nodeIo } from '../lib/cli/io'
 import { startCollector, type Collector, type CollectorOptions } from '../lib/collector'
-import { createDeletionClient } from '../lib/deletion-client'
-import { VERSION } from '../lib/version'
+import { createDeletionClient } from '../lib/deletion/client'
+import { VERSION } from '../lib/shared/version'
 import { ROOT, startNode } from './helpers/child'
 import { emailsFor, makeKey } from './helpers/deletion'
 
-const CLI = join(ROOT, 'dist/cjs/lib/cli.js')
+const CLI = join(ROOT, 'dist/cjs/lib/cli/cli.js')
 
 let collector: Collector | undefined
 let dir: string

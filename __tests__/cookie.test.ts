@@ -1,5 +1,5 @@
-import { COOKIE_DEFAULTS, isValidKoId, readKoId, resolveCookieOptions, serializeKoId, type CookieOptions } from '../lib/cookie'
-import { ConfigError } from '../lib/errors'
+import { COOKIE_DEFAULTS, isValidKoId, readKoId, resolveCookieOptions, serializeKoId, type CookieOptions } from '../lib/express/cookie'
+import { ConfigError } from '../lib/shared/errors'
 
 const ID = '6f1c1c1e-4a4b-4c4d-8e8f-0a0b0c0d0e0f'
 const OTHER = '0b7e5d52-1f0e-4c53-9d1e-2a6f3c8b9e10'

@@ -1,6 +1,7 @@
-import { classifyDeletionError, classifyDeletionResponse } from '../lib/deletion-policy'
-import { emailProblem, planDeletion } from '../lib/deletion-plan'
-import { parseEmailList } from '../lib/email-list'
+import { classifyDeletionError, classifyDeletionResponse } from '../lib/deletion/policy'
+import { planDeletion } from '../lib/deletion/plan'
+import { emailProblem } from '../lib/shared/email'
+import { parseEmailList } from '../lib/deletion/email-list'
 import { emailsFor } from './helpers/deletion'
 
 const NOW = Date.UTC(2026, 10, 26, 12, 0, 0)

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util'
 import type { CollectorRequest, Fault } from '../lib/collector'
-import { createDeletionClient, type DeletionProgress } from '../lib/deletion-client'
-import { redactSecrets } from '../lib/redact'
+import { createDeletionClient, type DeletionProgress } from '../lib/deletion/client'
+import { redactSecrets } from '../lib/shared/redact'
 import { deletionHarness, emailsFor, type DeletionHarness } from './helpers/deletion'
 
 let h: DeletionHarness | undefined

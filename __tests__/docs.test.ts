@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { EXIT, main } from '../lib/cli'
-import { DELETION_DEFAULTS } from '../lib/deletion-options'
-import { COOKIE_DEFAULTS } from '../lib/cookie'
-import { DEFAULTS } from '../lib/options'
+import { EXIT, main } from '../lib/cli/cli'
+import { DELETION_DEFAULTS } from '../lib/deletion/options'
+import { COOKIE_DEFAULTS } from '../lib/express/cookie'
+import { DEFAULTS } from '../lib/tracker/options'
 import { SHUTDOWN_DEFAULTS } from '../lib/shutdown'
 import { ROOT } from './helpers/child'
 

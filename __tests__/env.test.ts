@@ -1,6 +1,6 @@
-import { envConfigError, envName, optionsFromEnv } from '../lib/env'
-import { ConfigError } from '../lib/errors'
-import { DEFAULTS } from '../lib/options'
+import { envConfigError, envName, optionsFromEnv } from '../lib/singleton/env'
+import { ConfigError } from '../lib/shared/errors'
+import { DEFAULTS } from '../lib/tracker/options'
 
 const thrown = (fn: () => unknown): unknown => { try { fn(); return undefined } catch (e) { return e } }
 

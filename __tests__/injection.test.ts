@@ -1,9 +1,6 @@
-import { getEventListeners } from 'node:events'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { MockAgent } from 'undici'
-import { createTracker } from '../lib/tracker'
-import { createPoolTransport, type Transport, type TransportRequest } from '../lib/transport'
+import { createTracker } from '../lib/tracker/tracker'
+import type { Transport, TransportRequest } from '../lib/transport/transport'
 import { driveUntil } from './helpers/drive'
 import { FakeClock } from './helpers/fake-clock'
 import { memoryLogger } from './helpers/setup'
@@ -109,28 +106,6 @@ describe('abort signals', () => {
     expect(new Set(signals).size).toBe(3)
   })
 
-  test('the Pool transport lets go of a signal once send() resolves, so the sender may reuse it', async () => {
-    const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('{}')) })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as AddressInfo
-    const transport = createPoolTransport({ origin: `http://127.0.0.1:${port}`, connections: 2, keepAliveTimeoutMs: 1_000, requestTimeoutMs: 5_000 })
-    try {
-      expect(transport.reusesSignals).toBe(true)
-      const ac = new AbortController()
-      for (let i = 0; i < 5; i++) {
-        await expect(transport.send({ path: '/b', body: '{}', signal: ac.signal })).resolves.toMatchObject({ status: 200 })
-        // One listener for the signal's lifetime, not one per request (see slotOf in lib/transport.ts).
-        expect(getEventListeners(ac.signal, 'abort')).toHaveLength(1)
-      }
-      // Still abortable afterwards: a reused signal aborts the request it is given to.
-      const pending = transport.send({ path: '/b', body: '{}', signal: ac.signal })
-      ac.abort()
-      await expect(pending).rejects.toThrow()
-    } finally {
-      await transport.close()
-      server.close()
-    }
-  })
 })
 
 describe('jest modern fake timers with the default clock', () => {

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { Reporter } from '../lib/logger'
+import { Reporter } from '../lib/shared/logger'
 import { FIXTURES, startNode } from './helpers/child'
 import { FakeClock } from './helpers/fake-clock'
 import { memoryLogger } from './helpers/setup'

@@ -1,6 +1,6 @@
-import { ConfigError } from '../lib/errors'
-import { DEFAULTS, resolveOptions } from '../lib/options'
-import { createTracker } from '../lib/tracker'
+import { ConfigError } from '../lib/shared/errors'
+import { DEFAULTS, resolveOptions } from '../lib/tracker/options'
+import { createTracker } from '../lib/tracker/tracker'
 
 describe('resolveOptions', () => {
   test('fills every default and derives the project path', () => {

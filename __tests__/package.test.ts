@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCollector, type Collector } from '../lib/collector'
-import { VERSION } from '../lib/version'
+import { VERSION } from '../lib/shared/version'
 import { FIXTURES, ROOT, startNode } from './helpers/child'
 
 // These run the built package (dist/), as a user's process would load it; `npm test` builds first.

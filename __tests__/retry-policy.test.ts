@@ -1,4 +1,4 @@
-import { classifyError, classifyResponse, parseRetryAfter, retryBudgetSpent, retryDelayMs } from '../lib/retry-policy'
+import { classifyError, classifyResponse, parseRetryAfter, retryBudgetSpent, retryDelayMs } from '../lib/shared/retry-policy'
 
 const NOW = Date.UTC(2026, 10, 26, 12, 0, 0)
 

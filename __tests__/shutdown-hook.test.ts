@@ -71,7 +71,7 @@ const spyTracker = (): Closable & { calls: number } => {
 test('nothing is installed on import, and nothing on the real process when a signal source is given', () => {
   const before = [process.listenerCount('SIGTERM'), process.listenerCount('SIGINT')]
   jest.isolateModules(() => {
-    jest.requireActual('../lib/index')
+    jest.requireActual('../lib')
     jest.requireActual('../lib/express')
     jest.requireActual('../lib/shutdown')
   })

@@ -1,5 +1,5 @@
 import { startCollector, type Collector } from '../lib/collector'
-import { ConfigError } from '../lib/errors'
+import { ConfigError } from '../lib/shared/errors'
 import { koalaMiddleware } from '../lib/express'
 import { configuredTracker, getTracker, init, koala } from '../lib/singleton'
 import { EXPRESS_VERSIONS, listen } from './helpers/express'

@@ -1,7 +1,6 @@
-import type { Clock } from '../lib/clock'
-import { InputError, RefusedError } from '../lib/errors'
-import type { createTracker } from '../lib/tracker'
-import { VERSION } from '../lib/version'
+import type { Clock } from '../lib/shared/clock'
+import { InputError, RefusedError } from '../lib/shared/errors'
+import { VERSION } from '../lib/shared/version'
 import { harness, nextEvent, person, tick, UUID_V4, type Harness } from './helpers/setup'
 
 let h: Harness
@@ -443,14 +442,9 @@ describe('internal failures while holding a call', () => {
     expect(h.logger.lines.filter(l => l.level === 'error').map(l => l.msg)).toEqual([expect.stringContaining('internal error while recording a call')])
   })
 
-  test('without lru-cache (a bundle that left it out) buckets stay in a Map: the least recently used is sent first, nothing is lost, and it is reported once', async () => {
+  test('maxBuckets: the least recently used person\'s bucket is sent to make room, and nothing is lost', async () => {
     h = await harness()
-    let isolated: typeof createTracker | undefined
-    jest.isolateModules(() => {
-      jest.doMock('lru-cache', () => { throw new Error("Cannot find module 'lru-cache'") })
-      isolated = (jest.requireActual('../lib/tracker') as { createTracker: typeof createTracker }).createTracker
-    })
-    const t = (isolated as typeof createTracker)({ publicKey: 'pk_test', baseUrl: h.collector.url, clock: h.clock, logger: h.logger, maxBuckets: 70 })
+    const t = h.make({ maxBuckets: 70 })
     try {
       const people = Array.from({ length: 100 }, person)
       for (let i = 0; i < 70; i++) t.track({ profile_id: people[i], event: 'first' })
@@ -464,9 +458,7 @@ describe('internal failures while holding a call', () => {
       expect(await t.flush()).toMatchObject({ delivered: 71, failed: 0 })
       expect(h.collector.stats().profiles.events).toBe(101)
       expect(new Set(h.collector.received.map(r => r.body.profile_id)).size).toBe(100)
-      expect(h.logger.lines.filter(l => l.level === 'error')).toEqual([
-        expect.objectContaining({ msg: expect.stringContaining('loading lru-cache (buckets are kept in a Map instead)') })
-      ])
+      expect(h.logger.lines.filter(l => l.level === 'error')).toEqual([])
     } finally {
       await t.close()
     }

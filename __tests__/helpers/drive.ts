@@ -1,4 +1,4 @@
-import type { Tracker } from '../../lib/tracker'
+import type { Tracker } from '../../lib/tracker/tracker'
 import type { FakeClock } from './fake-clock'
 import { tick } from './setup'
 

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../../lib/clock'
+import type { Clock, TimerHandle } from '../../lib/shared/clock'
 
 interface Timer { id: number, at: number, fn: () => void, ms: number, keepAlive: boolean }
 

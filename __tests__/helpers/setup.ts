@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:net'
 import { startCollector, type Collector, type CollectorOptions } from '../../lib/collector'
-import type { EventName, TrackerEvents } from '../../lib/events'
-import type { LoggerLike } from '../../lib/logger'
-import { createTracker, type Tracker } from '../../lib/tracker'
-import type { TrackerOptions } from '../../lib/options'
+import type { EventName, TrackerEvents } from '../../lib/tracker/events'
+import type { LoggerLike } from '../../lib/shared/logger'
+import { createTracker, type Tracker } from '../../lib/tracker/tracker'
+import type { TrackerOptions } from '../../lib/tracker/options'
 import { FakeClock } from './fake-clock'
 
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/

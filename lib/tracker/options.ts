@@ -1,0 +1,188 @@
+import type { Dispatcher } from 'undici'
+import type { Clock } from '../shared/clock'
+import { checkClock, checkFunction, checkInt, checkKnownKeys, checkLogger, parseBaseUrl, SHARED_INJECTION_NAMES, type NumericKeys, type SharedInjections } from '../shared/checks'
+import { DEFAULT_BASE_URL, MAX_ITEMS_PER_ARRAY } from '../shared/constants'
+import { ConfigError, type KoalaError } from '../shared/errors'
+import type { LoggerLike } from '../shared/logger'
+import type { Transport } from '../transport'
+
+/** Options for createTracker(). Every number carries its unit in its name. */
+export interface TrackerOptions extends SharedInjections {
+  /** Koala project's public key (`pk_...`, Settings → Install). Required. */
+  publicKey: string
+  /** Where requests go. Default: `https://api2.getkoala.com`. A path prefix (for a proxy) is kept. */
+  baseUrl?: string
+  /** Send a bucket as soon as any of its arrays holds this many items. Default and maximum: 30. */
+  flushAt?: number
+  /** Send everything buffered this long after the first unsent call. Default: 10 000 ms. */
+  flushIntervalMs?: number
+  /** Person (and, separately, account) buckets held at once; the least recently used is sent when full. Default: 10 000. */
+  maxBuckets?: number
+  /** Items held at once, from acceptance until Koala answers. Calls beyond are refused (`queue_full`). Default: 200 000. */
+  maxBufferedItems?: number
+  /** UTF-8 bytes of JSON held at once, counted like maxBufferedItems. Default: 64 MiB. */
+  maxBufferedBytes?: number
+  /** Largest single item, as UTF-8 JSON. Larger calls are refused as invalid. Default: 32 KiB. */
+  maxItemBytes?: number
+  /** Requests in flight at once, and connections in the Pool. Default: 10. */
+  maxConcurrentRequests?: number
+  /** Deadline for one request, from send to the end of the response body. Default: 10 000 ms. */
+  requestTimeoutMs?: number
+  /** Attempts per batch, the first included. Default: 10. */
+  maxAttempts?: number
+  /** First retry wait before jitter; doubles per consecutive failure. Default: 500 ms. */
+  retryBaseDelayMs?: number
+  /** Cap on one retry wait. Default: 30 000 ms. */
+  retryMaxDelayMs?: number
+  /** A batch is given up once this long has passed since its first attempt. Default: 300 000 ms. */
+  maxRetryDurationMs?: number
+  /** Longest Retry-After honoured; longer values are clamped. Default: 120 000 ms. */
+  maxRetryAfterMs?: number
+  /** Default deadline of flush(). Default: 10 000 ms. */
+  flushTimeoutMs?: number
+  /** Default deadline of close(). Default: 10 000 ms. */
+  closeTimeoutMs?: number
+  /** How long an idle keep-alive connection is kept. Default: 4 000 ms. */
+  keepAliveTimeoutMs?: number
+  /** Repeated problems are logged once, then summed up at most this often. Default: 60 000 ms. */
+  logSummaryIntervalMs?: number
+  /** Throw from track/identify/page on invalid input or use after close, instead of refusing quietly. Default: false. */
+  strict?: boolean
+  /** Called with every refused call and every failed batch. Errors it throws are contained. */
+  onError?: (error: KoalaError) => void
+  /** For tests or custom HTTP: replaces the undici Pool entirely. */
+  transport?: Transport
+}
+
+type NumericOption = NumericKeys<TrackerOptions>
+
+/** Every default in one place. */
+export const DEFAULTS = Object.freeze({
+  baseUrl: DEFAULT_BASE_URL,
+  flushAt: MAX_ITEMS_PER_ARRAY,
+  flushIntervalMs: 10_000,
+  maxBuckets: 10_000,
+  // A held item costs ~250 bytes of heap, ~500 when each is a different person's request
+  // (docs/benchmarks.md): 200k is 50-100 MB at most, and lets a burst of 200k calls ride out
+  // a network slower than the caller without refusing any (100k refused ~40% in S1 and S3).
+  maxBufferedItems: 200_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  maxItemBytes: 32 * 1024,
+  maxConcurrentRequests: 10,
+  requestTimeoutMs: 10_000,
+  maxAttempts: 10,
+  retryBaseDelayMs: 500,
+  retryMaxDelayMs: 30_000,
+  maxRetryDurationMs: 300_000,
+  maxRetryAfterMs: 120_000,
+  flushTimeoutMs: 10_000,
+  closeTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 4_000,
+  logSummaryIntervalMs: 60_000,
+  strict: false
+} satisfies Record<NumericOption, number> & { baseUrl: string, strict: boolean })
+
+export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random'>> {
+  readonly onError: TrackerOptions['onError']
+  readonly logger: LoggerLike | undefined
+  readonly clock: Clock | undefined
+  readonly transport: Transport | undefined
+  readonly dispatcher: Dispatcher | undefined
+  readonly random: () => number
+  /** `https://host:port` of baseUrl. */
+  readonly origin: string
+  /** Path of the project under baseUrl: `{prefix}/web/projects/{publicKey}`. */
+  readonly projectPath: string
+}
+
+export interface Resolution {
+  options: ResolvedOptions
+  /** Soft problems that were corrected; the tracker logs them once. */
+  warnings: string[]
+}
+
+const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
+  flushAt: [1, Number.MAX_SAFE_INTEGER],
+  flushIntervalMs: [1, 2 ** 31 - 1],
+  maxBuckets: [1, 10_000_000],
+  maxBufferedItems: [1, Number.MAX_SAFE_INTEGER],
+  maxBufferedBytes: [1024, Number.MAX_SAFE_INTEGER],
+  maxItemBytes: [256, Number.MAX_SAFE_INTEGER],
+  maxConcurrentRequests: [1, 1024],
+  requestTimeoutMs: [1, 2 ** 31 - 1],
+  maxAttempts: [1, 1000],
+  retryBaseDelayMs: [0, 2 ** 31 - 1],
+  retryMaxDelayMs: [0, 2 ** 31 - 1],
+  maxRetryDurationMs: [0, Number.MAX_SAFE_INTEGER],
+  maxRetryAfterMs: [0, 2 ** 31 - 1],
+  flushTimeoutMs: [0, 2 ** 31 - 1],
+  closeTimeoutMs: [0, 2 ** 31 - 1],
+  keepAliveTimeoutMs: [1, 2 ** 31 - 1],
+  logSummaryIntervalMs: [0, 2 ** 31 - 1]
+}
+
+const TRACKER_OPTION_NAMES = Object.freeze([
+  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'onError', 'transport', ...SHARED_INJECTION_NAMES
+])
+
+/** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
+export function resolveOptions (input: TrackerOptions): Resolution {
+  if (typeof input !== 'object' || input === null) throw new ConfigError('options', 'must be an object')
+  checkKnownKeys(input, TRACKER_OPTION_NAMES)
+  const warnings: string[] = []
+  const { publicKey } = input
+  if (typeof publicKey !== 'string' || publicKey.trim() === '') {
+    throw new ConfigError('publicKey', 'is required: your Koala project public key (pk_...)')
+  }
+  const numbers = {} as Record<NumericOption, number>
+  for (const name of Object.keys(INT_LIMITS) as NumericOption[]) {
+    numbers[name] = checkInt(name, input[name] ?? DEFAULTS[name], INT_LIMITS[name])
+  }
+  if (numbers.flushAt > MAX_ITEMS_PER_ARRAY) {
+    warnings.push(`flushAt ${numbers.flushAt} is above Koala's limit of ${MAX_ITEMS_PER_ARRAY} per array; using ${MAX_ITEMS_PER_ARRAY}`)
+    numbers.flushAt = MAX_ITEMS_PER_ARRAY
+  }
+  if (numbers.retryMaxDelayMs < numbers.retryBaseDelayMs) {
+    warnings.push(`retryMaxDelayMs ${numbers.retryMaxDelayMs} is below retryBaseDelayMs ${numbers.retryBaseDelayMs}; using ${numbers.retryBaseDelayMs}`)
+    numbers.retryMaxDelayMs = numbers.retryBaseDelayMs
+  }
+  if (numbers.maxBufferedBytes < numbers.maxItemBytes) {
+    warnings.push(`maxBufferedBytes ${numbers.maxBufferedBytes} is below maxItemBytes ${numbers.maxItemBytes}; using ${numbers.maxItemBytes}`)
+    numbers.maxBufferedBytes = numbers.maxItemBytes
+  }
+
+  const baseUrl = input.baseUrl ?? DEFAULTS.baseUrl
+  const url = parseBaseUrl(baseUrl)
+  const prefix = url.pathname.replace(/\/+$/, '')
+
+  if (input.strict !== undefined && typeof input.strict !== 'boolean') {
+    throw new ConfigError('strict', `must be a boolean, got ${typeof input.strict}`)
+  }
+  checkFunction('onError', input.onError)
+  checkFunction('random', input.random)
+  checkClock(input.clock)
+  if (input.transport !== undefined && typeof input.transport.send !== 'function') {
+    throw new ConfigError('transport', 'must have a send() method')
+  }
+  // Unchecked, a wrong one would fail every send as a retryable error until the retries ran out.
+  if (input.dispatcher !== undefined && typeof (input.dispatcher as { dispatch?: unknown } | null)?.dispatch !== 'function') {
+    throw new ConfigError('dispatcher', 'must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method')
+  }
+  checkLogger(input.logger)
+
+  const options: ResolvedOptions = Object.freeze({
+    ...numbers,
+    publicKey,
+    baseUrl,
+    strict: input.strict ?? DEFAULTS.strict,
+    onError: input.onError,
+    logger: input.logger,
+    clock: input.clock,
+    transport: input.transport,
+    dispatcher: input.dispatcher,
+    random: input.random ?? Math.random,
+    origin: url.origin,
+    projectPath: `${prefix}/web/projects/${encodeURIComponent(publicKey)}`
+  })
+  return { options, warnings }
+}
