@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +8,7 @@ import { main, EXIT, type CliIo } from '../lib/cli/cli'
 import { nodeIo } from '../lib/cli/io'
 import { startCollector, type Collector, type CollectorOptions } from '../lib/collector'
 import { createDeletionClient } from '../lib/deletion/client'
+import { createTracker } from '../lib/tracker'
 import { VERSION } from '../lib/shared/version'
 import { ROOT, startNode } from './helpers/child'
 import { emailsFor, makeKey } from './helpers/deletion'
@@ -59,7 +61,7 @@ describe('the koala-tracker binary (child processes against a collector in this 
     const ids = c.deletionRequests.map(r => r.id)
     expect(c.deletionRequests.map(r => r.emails.length)).toEqual([50, 50, 20])
     expect(stdout.split('\n')).toEqual([
-      `Read 121 entries from ${list}: 120 unique emails, 1 duplicates, 0 invalid.`,
+      `Read 121 entries from ${list}: 120 unique emails, 1 duplicate, 0 invalid.`,
       'Requesting deletion of 120 emails in 3 requests (at most 50 each)...',
       `  [1/3] 50 emails: deletion request ${ids[0]}`,
       `  [2/3] 50 emails: deletion request ${ids[1]}`,
@@ -95,14 +97,14 @@ describe('the koala-tracker binary (child processes against a collector in this 
     const [id] = c.deletionRequests.map(r => r.id)
     expect(code).toBe(EXIT.pending)
     expect(stdout).toContain(`  ${id}: pending\n`)
-    expect(stderr).toBe(`error: 1 of 1 deletion requests were not completed before the deadline (last status: pending). Check later with: koala-tracker status ${id}\n`)
+    expect(stderr).toBe(`error: 1 of 1 deletion request was not completed before the deadline (last status: pending). Check later with: koala-tracker status ${id}\n`)
     expect(c.stats().deletion.polls).toBe(1)
   })
 
   test('--emails-file - reads standard input', () => {
     const out = execFileSync(process.execPath, [CLI, 'delete', '--emails-file', '-', '--dry-run'], { input: 'ada@example.com\ngrace@example.org\n' }).toString()
     expect(out).toBe('Read 2 entries from standard input: 2 unique emails, 0 duplicates, 0 invalid.\n' +
-      'Dry run: would send 1 deletion requests (2 emails) to https://app.getkoala.com. Nothing was sent.\n')
+      'Dry run: would send 1 deletion request (2 emails) to https://app.getkoala.com. Nothing was sent.\n')
   })
 
   test('the key is refused as an argument, and not echoed', async () => {
@@ -141,6 +143,41 @@ describe('the koala-tracker binary (child processes against a collector in this 
     expect(stdout).toBe('')
   })
 
+  test('collector: one line per request on stdout (status, route, who, counts, why refused); --quiet prints none', async () => {
+    for (const quiet of [false, true]) {
+      const child = startNode([CLI, 'collector', '--port', '0', ...(quiet ? ['--quiet'] : [])])
+      await child.waitForOutput('Stop with Ctrl-C.')
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(child.output())?.[1] as string
+      const tracker = createTracker({ publicKey: 'pk_dev', baseUrl: url })
+      const pid = randomUUID()
+      tracker.track({ profile_id: pid, email: 'ada@example.com', event: 'Signed Up' })
+      tracker.page({ profile_id: pid, name: 'Home' })
+      tracker.page({ profile_id: pid, name: 'Pricing' })
+      tracker.identifyAccount({ domain: 'acme.com', traits: { plan: 'pro' } })
+      expect(await tracker.close()).toMatchObject({ delivered: 4 })
+      const refused = await request(`${url}/web/projects/pk_dev/batch`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'test/1.0' }, body: JSON.stringify({ email: 'grace@example.com', events: [{ type: 'track', event: '' }] })
+      })
+      expect(refused.statusCode).toBe(400)
+      await refused.body.dump()
+      const anonymous = await request(`${url}/web/projects/pk_dev/batch`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': '' }, body: JSON.stringify({ email: 'bot@example.com', events: [{ type: 'track', event: 'x' }] })
+      })
+      await anonymous.body.dump()
+      child.process.kill('SIGTERM')
+      const { code, stdout } = await child.exited
+      expect(code).toBe(0)
+      const lines = stdout.split('\n').filter(l => /^\d{3} /.test(l))
+      expect(lines).toHaveLength(quiet ? 0 : 4)
+      if (!quiet) expect(lines).toEqual(expect.arrayContaining([
+        '200 accounts acme.com: 0 events, 1 identify',
+        `200 profiles ${pid} ada@example.com: 1 event, 0 identifies, 2 page views`,
+        '200 profiles bot@example.com: 1 event, 0 identifies, 0 page views (no User-Agent: ignored, as Koala does)',
+        expect.stringMatching(/^400 profiles grace@example\.com: 1 event, 0 identifies, 0 page views \(invalid batch: \/events\/0\/event .+\)$/)
+      ]))
+    }
+  })
+
   test('collector: serves both APIs until SIGTERM, then prints its summary and exits 0', async () => {
     const child = startNode([CLI, 'collector', '--port', '0', '--polls-until-completed', '1'])
     let stdout = ''
@@ -159,8 +196,8 @@ describe('the koala-tracker binary (child processes against a collector in this 
     child.process.kill('SIGTERM')
     const result = await child.exited
     expect(result.code).toBe(0)
-    expect(result.stdout).toContain('profiles: 1 people, 1 events')
-    expect(result.stdout).toContain('deletion requests: 1 (1 emails, 0 past the 50th ignored), 1 status checks, 1 completed')
+    expect(result.stdout).toContain('profiles: 1 person, 1 event')
+    expect(result.stdout).toContain('deletion requests: 1 (1 email, 0 past the 50th ignored), 1 status check, 1 completed')
   })
 })
 
@@ -184,12 +221,20 @@ describe('main() in process', () => {
     expect(skipped.out).toContain('Koala deletes in the background. Check with: koala-tracker status ')
   })
 
+  test('counts of one read as one: 1 line, 1 entry, 1 email, 1 request', async () => {
+    const refused = await run(['delete', '--emails-file', file('one-bad.txt', 'ada@example.com\nnot an email\n'), '--dry-run'])
+    expect(refused.err.split('\n').pop()).toBe('error: 1 line is not an email address; nothing was sent. Fix it, or pass --skip-invalid to send the rest.')
+    const one = await run(['delete', '--emails-file', file('one.txt', 'ada@example.com\n'), '--dry-run'])
+    expect(one.out).toBe(`Read 1 entry from ${join(dir, 'one.txt')}: 1 unique email, 0 duplicates, 0 invalid.\n` +
+      'Dry run: would send 1 deletion request (1 email) to https://app.getkoala.com. Nothing was sent.')
+  })
+
   test('--dry-run needs no key and sends nothing', async () => {
     const list = file('emails.csv', `name,email\n${emailsFor(51).map((e, i) => `n${i},${e}`).join('\n')}\n`)
     const { code, out, err } = await run(['delete', '--emails-file', list, '--dry-run'])
     expect([code, err]).toEqual([EXIT.ok, ''])
     expect(out).toBe(`Read 51 entries from ${list} (CSV column 2): 51 unique emails, 0 duplicates, 0 invalid.\n` +
-      'Dry run: would send 2 deletion requests (50, 1 emails) to https://app.getkoala.com. Nothing was sent.')
+      'Dry run: would send 2 deletion requests (50 emails, 1 email) to https://app.getkoala.com. Nothing was sent.')
   })
 
   test('a key from --secret-key-file; retries shown as progress', async () => {
@@ -199,7 +244,7 @@ describe('main() in process', () => {
     const { code, out } = await run(['delete', '--emails-file', list, '--base-url', c.url, '--secret-key-file', keyFile], {}, { retryBaseDelayMs: 0 })
     expect(code).toBe(EXIT.ok)
     expect(out).toContain('  [1/1] attempt 1 failed (HTTP 503); retrying in 0 s')
-    expect(out).toContain(`  [1/1] 1 emails: deletion request ${c.deletionRequests[0].id}`)
+    expect(out).toContain(`  [1/1] 1 email: deletion request ${c.deletionRequests[0].id}`)
   })
 
   test('status: pending is exit 3, completed 0, unknown 1; --wait waits', async () => {
@@ -209,13 +254,13 @@ describe('main() in process', () => {
     await client.close()
     const env = { KOALA_SECRET_KEY: KEY }
     expect(await run(['status', id, '--base-url', c.url], env)).toEqual({ code: EXIT.pending, out: `${id}: pending`, err: '' })
-    expect(await run(['status', id, '--base-url', c.url], env)).toEqual({ code: EXIT.ok, out: `${id}: completed (receipt for 1 emails)`, err: '' })
+    expect(await run(['status', id, '--base-url', c.url], env)).toEqual({ code: EXIT.ok, out: `${id}: completed (receipt for 1 email)`, err: '' })
     const unknown = await run(['status', 'nope', '--base-url', c.url], env)
     expect(unknown.code).toBe(EXIT.failed)
     expect(unknown.err).toBe('nope: status of deletion request nope failed (not_found): Koala knows no deletion request with this id (HTTP 404): {"error":"deletion request not found"}')
     const waited = await run(['status', id, '--wait', '--base-url', c.url], env)
     expect(waited.code).toBe(EXIT.ok)
-    expect(waited.out).toContain('All 1 deletion requests completed.')
+    expect(waited.out).toContain('The deletion request completed.')
   })
 
   test('a request not made outranks one not completed: exit 1, not 3', async () => {
@@ -225,7 +270,7 @@ describe('main() in process', () => {
     expect(code).toBe(EXIT.failed)
     expect(out).toContain('  [1/2] 50 emails: NOT requested: deletion request 1 of 2 (50 emails) failed (rejected): Koala rejected the request (HTTP 400)')
     expect(out).toContain(`  ${c.deletionRequests[0].id}: pending`)
-    expect(err).toContain('were not completed before the deadline')
+    expect(err).toContain('1 of 1 deletion request was not completed before the deadline')
   })
 
   test('a secret key echoed back by a server is redacted from everything printed', async () => {
@@ -291,6 +336,52 @@ describe('main() in process', () => {
       process.emit(signal)
       await stopped
       expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(before)
+    }
+  })
+
+  test('collector in process: a line per request as it arrives (who, counts, refusals), then the summary at stop', async () => {
+    const out: string[] = []
+    let stop!: () => void
+    const stopped = new Promise<void>(resolve => { stop = resolve })
+    const listening = new Promise<string>(resolve => {
+      void main(['collector', '--port', '0'], {
+        env: {},
+        out: l => { out.push(l); const m = /listening on (\S+)/.exec(l); if (m !== null) resolve(m[1]) },
+        err: l => out.push(`err: ${l}`),
+        readFile: p => readFileSync(p, 'utf8'),
+        stopRequested: async () => await stopped,
+        client: {}
+      }).then(code => out.push(`exit ${code}`))
+    })
+    const url = await listening
+    const tracker = createTracker({ publicKey: 'pk_cli', baseUrl: url })
+    const pid = '6f1c3d2e-8a4b-4c5d-9e6f-7a8b9c0d1e2f'
+    tracker.track({ profile_id: pid, event: 'a' })
+    tracker.page({ profile_id: pid, name: 'Home' })
+    tracker.identifyAccount({ domain: 'acme.com', traits: { plan: 'pro' } })
+    await tracker.close()
+    const bad = await fetch(`${url}/web/projects/pk_cli/batch`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 't' }, body: '{"events":[]}' })
+    expect(bad.status).toBe(400)
+    await fetch(`${url}/web/projects/pk_cli/batch`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': '' }, body: `{"profile_id":"${pid}","events":[]}` })
+    stop()
+    await new Promise(resolve => setImmediate(resolve))
+    while (!out.some(l => l.startsWith('exit '))) await new Promise(resolve => setImmediate(resolve))
+    const lines = out.filter(l => /^\d{3} /.test(l))
+    expect(lines).toEqual(expect.arrayContaining([
+      `200 profiles ${pid}: 1 event, 0 identifies, 1 page view`,
+      '200 accounts acme.com: 0 events, 1 identify',
+      expect.stringMatching(/^400 profiles \(no one\): 0 events, 0 identifies, 0 page views \(.+\)$/)
+    ]))
+    expect(lines.some(l => l.endsWith('(no User-Agent: ignored, as Koala does)'))).toBe(true)
+    expect(out[out.length - 1]).toBe('exit 0')
+  })
+
+  test.each(['delete', 'status', 'collector'])('%s --help prints that command\'s usage and exits 0, with nothing sent or started', async (command) => {
+    for (const argv of [[command, '--help'], [command, '-h'], ['help', command]]) {
+      const { code, out, err } = await run(argv)
+      expect({ argv, code, err }).toEqual({ argv, code: EXIT.ok, err: '' })
+      expect(out).toMatch(new RegExp(`^Usage:\\n  koala-tracker ${command} `))
+      expect(out).toContain(command === 'collector' ? '--quiet' : '--secret-key-file FILE')
     }
   })
 

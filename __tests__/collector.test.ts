@@ -28,7 +28,7 @@ test('accepts a valid profile batch and an account batch, counting items and peo
     accounts: { identifies: 1, accounts: 1 }
   })
   expect(c.received.map(r => [r.route, r.projectKey, r.userAgent])).toEqual([['profiles', 'pk_1', 'test/1.0'], ['accounts', 'pk_1', 'test/1.0']])
-  expect(c.summary()).toContain('profiles: 1 people, 1 events, 0 identifies, 1 page views')
+  expect(c.summary()).toContain('profiles: 1 person, 1 event, 0 identifies, 1 page view')
 })
 
 test.each([

@@ -113,9 +113,9 @@ describe('retries follow the tracker\'s rules', () => {
     h = await deletionHarness({}, { fault: deletionScript({ status: 500 }, { status: 500 }, { status: 500 }) })
     await h.drive(h.client.requestDeletion(['ada@example.com']))
     expect(h.logger.lines.map(l => [l.level, l.msg])).toEqual([
-      ['debug', 'deletion request 1 of 1 (1 emails): attempt 1 failed (HTTP 500); retrying in 750 ms'],
-      ['debug', 'deletion request 1 of 1 (1 emails): attempt 2 failed (HTTP 500); retrying in 1500 ms'],
-      ['warn', 'deletion request 1 of 1 (1 emails): attempt 3 failed (HTTP 500); retrying in 3000 ms']
+      ['debug', 'deletion request 1 of 1 (1 email): attempt 1 failed (HTTP 500); retrying in 750 ms'],
+      ['debug', 'deletion request 1 of 1 (1 email): attempt 2 failed (HTTP 500); retrying in 1500 ms'],
+      ['warn', 'deletion request 1 of 1 (1 email): attempt 3 failed (HTTP 500); retrying in 3000 ms']
     ])
     expect(JSON.stringify(h.logger.lines)).not.toContain('ada@')
   })

@@ -106,6 +106,54 @@ test('a key echoed percent-encoded across the cut of an error body, or with char
   }
 })
 
+test('a key echoed with its characters escaped (JSON, URL, HTML, escaped twice, upper case) does not leak in any form', async () => {
+  const every = (escape: (c: string) => string) => (text: string): string => [...text].map(escape).join('')
+  const hex = (c: string): string => c.charCodeAt(0).toString(16).padStart(2, '0')
+  const underscore = (form: string) => (text: string): string => text.replace(/_/g, form)
+  /** How a server or proxy might write the key back; each is applied to the whole key, and to any piece of it. */
+  const forms: Array<[name: string, encode: (text: string) => string]> = [
+    ['\\u005f', underscore('\\u005f')],
+    ['%5F', underscore('%5F')],
+    ['&#95;', underscore('&#95;')],
+    ['&#x5f;', underscore('&#x5f;')],
+    ['%255F', underscore('%255F')],
+    ['\\\\u005f (escaped twice)', underscore('\\\\u005f')],
+    ['&amp;#95; (escaped twice)', underscore('&amp;#95;')],
+    ['&lowbar;', underscore('&lowbar;')],
+    ['every character as %XX', every(c => `%${hex(c).toUpperCase()}`)],
+    ['every character as \\u00xx', every(c => `\\u00${hex(c)}`)],
+    ['every character as &#NNN;', every(c => `&#${c.charCodeAt(0)};`)],
+    ['upper case', text => text.toUpperCase()]
+  ]
+  const pending = [...forms]
+  h = await deletionHarness({ maxAttempts: 1 }, {
+    fault: req => {
+      const form = pending.shift()
+      if (form === undefined) return undefined
+      const key = String(req.headers.authorization).slice('Bearer '.length)
+      // Written as is, not through JSON.stringify, which would escape the escapes once more.
+      return { status: 400, body: `{"error":"bad request","you sent":"${form[1](key)}","as":"Authorization: Bearer ${form[1](key)}"}` }
+    }
+  })
+  const progress: DeletionProgress[] = []
+  const results = []
+  for (let i = 0; i < forms.length; i++) results.push(await h.client.requestDeletion(emailsFor(1), { onProgress: e => { progress.push(e) } }))
+  expect(results.map(r => r.failed[0]?.error.reason)).toEqual(forms.map(() => 'rejected'))
+  const errors = results.map(r => r.failed[0].error)
+  // The rest of the answer is still there to read.
+  for (const e of errors) expect(e.body).toContain('"error":"bad request"')
+  const text = dump([errors, progress, h.logger.lines])
+  const secret = h.key.slice('sk_live_'.length)
+  for (const [name, encode] of forms) {
+    for (let i = 0; i + 8 <= secret.length; i++) {
+      const piece = encode(secret.slice(i, i + 8))
+      const at = text.toLowerCase().indexOf(piece.toLowerCase())
+      if (at !== -1) throw new Error(`a piece of the secret key leaked, escaped as ${name}: ...${text.slice(Math.max(0, at - 80), at + 40)}...`)
+    }
+  }
+  expectNoKey(text, h.key)
+})
+
 test('redactSecrets: the exact key, any sk_ token (also cut short), and Bearer credentials', () => {
   const key = 'sk_live_0123456789abcdef'
   expect(redactSecrets(`a ${key} b`, key)).toBe('a sk_[redacted] b')
@@ -116,6 +164,6 @@ test('redactSecrets: the exact key, any sk_ token (also cut short), and Bearer c
   expect(redactSecrets('task_id sk_... risk_level')).toBe('task_id sk_... risk_level')
   // Percent-encoded, and cut short where it is glued to the text before it.
   expect(redactSecrets('auth=Bearer%20sk_live_0123')).toBe('auth=Bearer%20[redacted]')
-  expect(redactSecrets('x=%22sk_live_01%22')).toBe('x=%22sk_[redacted]')
+  expect(redactSecrets('x=%22sk_live_01%22')).toBe('x=%22sk_[redacted]%22')
   expect(redactSecrets(`token${key.slice(0, 12)}`, key)).toBe('tokensk_[redacted]')
 })

@@ -44,6 +44,7 @@ describe('response and fault matrix', () => {
     ['403', 1, [], 'disabled', [{ status: 403 }]],
     ['404', 1, [], 'disabled', [{ status: 404 }]],
     ['400 ingest suspended', 1, [], 'disabled', [{ status: 400, body: '{"error": "Koala ingest suspended"}' }]],
+    ['422 whose text says ingest is suspended (not Koala\'s answer)', 1, [], 'rejected', [{ status: 422, body: 'ingest is suspended for this workspace' }]],
     ['408 then 200', 2, [375], 'sent', [{ status: 408 }]],
     ['429 then 200', 2, [375], 'sent', [{ status: 429 }]],
     ['500 then 200', 2, [375], 'sent', [{ status: 500 }]],
@@ -190,6 +191,22 @@ describe('response and fault matrix', () => {
     const r = await h.tracker.flush()
     expect(r).toEqual({ delivered: 3, failed: 1, pending: 0, timedOut: false })
     expect(h.collector.received.map(x => x.body.profile_id).sort()).toEqual(good.sort())
+  })
+
+  test('an event named "Ingest Suspended" refused with a 400 that quotes it fails its batch only: the project goes on', async () => {
+    // A server quoting the caller's input in its error, as validation errors do.
+    h = await harness({}, {
+      fault: (req) => req.body.includes('Ingest Suspended') ? { status: 400, body: JSON.stringify({ error: 'invalid event name "Ingest Suspended"' }) } : undefined
+    })
+    const disabled: unknown[] = []
+    h.tracker.on('disabled', e => disabled.push(e))
+    h.tracker.track({ profile_id: person(), event: 'Ingest Suspended' })
+    expect(await h.tracker.flush()).toEqual({ delivered: 0, failed: 1, pending: 0, timedOut: false })
+    h.tracker.track({ profile_id: person(), event: 'Signed Up' })
+    expect(await h.tracker.flush()).toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
+    expect(disabled).toEqual([])
+    expect(h.tracker.stats()).toMatchObject({ state: 'open', failedBy: { rejected: 1, disabled: 0 }, droppedBy: { disabled: 0 } })
+    expect(h.errors.map(e => e.constructor.name)).toEqual(['DeliveryError'])
   })
 })
 
@@ -522,15 +539,16 @@ describe('flush() and close()', () => {
     expect(h.tracker.stats().state).toBe('closing')
     h.clock.advance(1)
     const result = await closing
-    expect(result).toEqual({ delivered: 0, failed: 0, abandoned: 10, timedOut: true })
+    // Sent and never answered: Koala may have them, so they are unknown, not abandoned.
+    expect(result).toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 10, timedOut: true })
     const s = h.tracker.stats()
-    expect(s).toMatchObject({ state: 'closed', failedBy: { shutdown: 10 }, bufferedItems: 0, inFlightRequests: 0 })
-    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'shutdown', items: 10 })])
-    expect(h.logger.lines).toContainEqual(expect.objectContaining({ level: 'error', obj: expect.objectContaining({ kind: 'shutdown', items: 10 }) }))
+    expect(s).toMatchObject({ state: 'closed', failedBy: { shutdown: 0, unknown: 10 }, bufferedItems: 0, inFlightRequests: 0 })
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'unknown', items: 10 })])
+    expect(h.logger.lines).toContainEqual(expect.objectContaining({ level: 'error', obj: expect.objectContaining({ kind: 'shutdown', unknown: 10, abandoned: 0 }) }))
     expect(h.clock.pending()).toEqual([])
   })
 
-  test('at the close() deadline, an attempt whose 2xx status has arrived counts as delivered; one with no answer is abandoned', async () => {
+  test('at the close() deadline, an attempt whose 2xx status has arrived counts as delivered; one with no answer is unknown', async () => {
     h = await harness({ flushIntervalMs: 600_000 }, { fault: (req) => req.body.includes('"stalled"') ? { kind: 'stall' } : { kind: 'hang' } })
     // The client's side of the socket: undici reports the status line as it parses it.
     const statusArrived = new Promise<void>(resolve => {
@@ -547,16 +565,16 @@ describe('flush() and close()', () => {
     await h.collector.waitFor(() => h.collector.stats().requests === 2)
     await statusArrived
     h.clock.advance(5_000)
-    expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 1, timedOut: true })
-    expect(h.tracker.stats()).toMatchObject({ sent: 1, failedBy: { shutdown: 1 }, bufferedItems: 0, inFlightRequests: 0 })
-    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'shutdown', items: 1 })])
+    expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
+    expect(h.tracker.stats()).toMatchObject({ sent: 1, failedBy: { unknown: 1 }, bufferedItems: 0, inFlightRequests: 0 })
+    expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'unknown', items: 1 })])
   })
 
   test('close() waits for pending retries within its deadline, and does not depend on flushIntervalMs', async () => {
     h = await harness({ random: () => 0.5, flushIntervalMs: 600_000 }, { fault: script({ status: 500 }, { kind: 'reset' }) })
     h.tracker.track({ email: 'a@example.com', event: 'x' })
     const { value, jumps } = await driveUntil(h.tracker, h.clock, h.tracker.close({ timeoutMs: 3_000 }))
-    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, timedOut: false })
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
     expect(jumps).toEqual([375, 750])
   })
 
@@ -566,7 +584,7 @@ describe('flush() and close()', () => {
     const flushed = h.tracker.flush(LONG)
     const closing = h.tracker.close(LONG)
     const { value } = await driveUntil(h.tracker, h.clock, closing)
-    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, timedOut: false })
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
     await expect(flushed).resolves.toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
     expect(h.collector.stats().requests).toBe(2)
   })
@@ -590,7 +608,7 @@ describe('flush() and close()', () => {
       await expect(flushed).resolves.toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
       expect(closed).toBe(false)
       hung.clock.advance(2_900)
-      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 1, timedOut: true })
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
     } finally {
       await hung.done()
     }
@@ -611,7 +629,7 @@ describe('flush() and close()', () => {
       h.tracker.track({ email: 'a@example.com', event: 'x' })
       const closing = h.tracker.close({ timeoutMs: 1_000 })
       jest.advanceTimersByTime(1_000)
-      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 1, timedOut: true })
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
     } finally {
       jest.useRealTimers()
     }

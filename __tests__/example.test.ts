@@ -22,21 +22,23 @@ test('the Express example serves visitors, identifies on sign-up, and delivers e
   const { code, signal, stdout, stderr } = await child.exited
   expect({ code, signal, stderr }).toEqual({ code: null, signal: 'SIGTERM', stderr: '' })
   expect(stdout.split('\n').filter(l => l.startsWith('[collector]'))).toEqual([
-    `[collector] 200 ${id} ada@example.com: 2 events, 1 identifies, 2 page_views`
+    `[collector] 200 ${id} ada@example.com events=2 identifies=1 page_views=2`
   ])
 })
 
 // The README's quick start runs this (`npm run demo`); CI runs only the tests, so they run it too.
-test('the demo exits 0: every valid call received exactly once, the invalid one refused with its reason', async () => {
+test('the demo exits 0 and reads as a story: every valid call received exactly once, the invalid one refused and logged as a readable line', async () => {
   const { code, signal, stdout, stderr } = await startNode([join(ROOT, 'dist/cjs/examples/demo.js')]).exited
-  expect({ code, signal }).toEqual({ code: 0, signal: null })
-  // The default logger's one warning (to stderr, never stdout) is for the invalid call.
-  expect(stderr.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)).toEqual([
-    expect.objectContaining({ level: 40, name: 'koala-tracker', call: 'track', field: 'profile_id' })
+  expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' })
+  const lines = stdout.split('\n')
+  expect(lines[0]).toMatch(/^koala-tracker demo: page views, events and identifies for 400 visitors and 40 accounts, through a tracker to an embedded collector at http:/)
+  // The tracker's one warning, for the invalid call, as a sentence rather than JSON.
+  expect(lines.filter(l => l.includes('koala-tracker warns') || l.startsWith('{'))).toEqual([
+    '  koala-tracker warns: track(): profile_id must be a UUID like 3e6a2c18-3b02-40c4-b8d2-1842c193d3ba (the ko_id cookie value)'
   ])
-  const calls = Number(/^koala-tracker demo: (\d+) valid calls/m.exec(stdout)?.[1])
+  const calls = Number(/^(\d+) valid calls made, then close\(\)\.$/m.exec(stdout)?.[1])
   expect(calls).toBeGreaterThan(1000)
-  expect(stdout).toContain(`tracker:   accepted ${calls}, sent ${calls}, failed 0, refused 1 (track(): profile_id must be a UUID`)
+  expect(stdout).toContain(`tracker:   accepted ${calls}, sent ${calls}, failed 0, refused 1 (1 invalid)`)
   expect(stdout).toContain('duplicate message_ids: 0')
   expect(stdout).toMatch(new RegExp(`^OK: all ${calls} items sent were received exactly once\\.$`, 'm'))
 })

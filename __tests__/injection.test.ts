@@ -83,10 +83,11 @@ describe('a transport of your own', () => {
     tracker.track({ email: 'other@example.com', event: 'b' })
     const { value } = await driveUntil(tracker, clock, tracker.flush({ timeoutMs: 60_000 }))
     expect(value).toMatchObject({ delivered: 0, failed: 2 })
-    // The first failure pauses the queue before the second batch goes; then one probe per pause, each pause
-    // twice the last (375, 750, 1500, ... ms with random() = 0.5), three attempts per batch. It used to send
-    // all six at once: the throw happened inside the loop that dispatches, which never looked at the pause.
-    expect(sentAt).toEqual([0, 375, 1125, 2625, 5625, 11625])
+    // Each batch waits its own backoff (375, then 750 ms with random() = 0.5), three attempts each; after the
+    // fifth failure in a row the limit (cut once per failure: each throw is its own window) calls it an outage,
+    // and the last attempt waits for the pause. It once sent all six at once: the throw happened inside the
+    // loop that dispatches, which never looked at the backoff.
+    expect(sentAt).toEqual([0, 0, 375, 375, 1125, 1500])
     expect(sentAt.slice(2).every(t => t >= 375)).toBe(true)
     await tracker.close()
   })

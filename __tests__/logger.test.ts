@@ -16,9 +16,12 @@ test('Reporter logs the first of a kind, sums repeats per interval, and reports 
   expect(logger.lines[2]).toEqual({ level: 'warn', obj: { n: 5, kind: 'a', repeated: 5 }, msg: 'problem a (5 times since the last report)' })
   r.note('a', 'warn', {}, 'problem a')
   r.flushSummaries()
-  expect(logger.lines[3]).toEqual({ level: 'warn', obj: { kind: 'a', repeated: 1 }, msg: 'problem a (1 more times since the last report)' })
+  expect(logger.lines[3]).toEqual({ level: 'warn', obj: { kind: 'a', repeated: 1 }, msg: 'problem a (1 more time since the last report)' })
   r.flushSummaries()
   expect(logger.lines).toHaveLength(4)
+  clock.advance(1000)
+  r.note('a', 'warn', {}, 'problem a')
+  expect(logger.lines[4].msg).toBe('problem a (1 time since the last report)')
 })
 
 test('a logger that throws is contained', () => {

@@ -49,6 +49,18 @@ describe('resolveOptions', () => {
     expect(caught).toMatchObject({ option, message, code: 'KOALA_ERR_INVALID_OPTION' })
   })
 
+  test.each(['sk_live_0123456789abcdef', ' sk_test_0123456789abcdef'])('a secret key as publicKey (%j) is refused, pointing at the deletion client, and not repeated', (key) => {
+    let err: unknown
+    try {
+      createTracker({ publicKey: key })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(ConfigError)
+    expect(err).toMatchObject({ code: 'KOALA_ERR_INVALID_OPTION', option: 'publicKey', message: expect.stringContaining('koala-tracker/deletion') })
+    expect((err as Error).message).not.toContain('0123456789abcdef')
+  })
+
   test('clamps soft conflicts and says so', () => {
     const { options, warnings } = resolveOptions({ publicKey: 'pk', flushAt: 50, retryBaseDelayMs: 2000, retryMaxDelayMs: 1000 })
     expect(options.flushAt).toBe(30)

@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startCollector, type Collector } from '../lib/collector'
 import { VERSION } from '../lib/shared/version'
 import { FIXTURES, ROOT, startNode } from './helpers/child'
 
@@ -79,18 +78,3 @@ test('the subpath types also resolve for a CommonJS project on the older "node" 
   }
 })
 
-describe('a script that never calls close()', () => {
-  let collector: Collector
-  beforeAll(async () => { collector = await startCollector() })
-  afterAll(async () => { await collector.close() })
-
-  test('exits by itself once its requests are answered, with a timer armed and an idle keep-alive socket', async () => {
-    const child = startNode([join(FIXTURES, 'no-close.cjs')], { env: { KOALA_BASE_URL: collector.url } })
-    const { code, signal, stdout, stderr } = await child.exited
-    expect(signal).toBeNull()
-    expect(code).toBe(0)
-    expect(stdout).toBe('sent 30\nbuffered 1\n')
-    expect(stderr).toBe('')
-    expect(collector.stats().profiles.events).toBe(30)
-  })
-})

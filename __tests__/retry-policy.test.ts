@@ -12,11 +12,21 @@ describe('classifyResponse', () => {
     expect(classifyResponse(status, {}, '', NOW).kind).toBe(kind)
   })
 
-  test('a 4xx saying ingest is suspended disables; the same words on a 5xx are retried', () => {
+  test('only Koala\'s own "ingest suspended" (a 400 whose JSON error is exactly its message) disables; the same words on a 5xx are retried', () => {
     expect(classifyResponse(400, {}, '{"error": "Koala ingest suspended"}', NOW)).toEqual({ kind: 'disable', status: 400, body: '{"error": "Koala ingest suspended"}' })
-    expect(classifyResponse(422, {}, 'ingest is suspended for this workspace', NOW).kind).toBe('disable')
     expect(classifyResponse(503, {}, 'ingest suspended', NOW).kind).toBe('retry')
     expect(classifyResponse(400, {}, '{"error":"bad event"}', NOW).kind).toBe('reject')
+  })
+
+  test.each([
+    ['plain text', 422, 'ingest is suspended for this workspace'],
+    ['a 400 quoting an event name', 400, '{"error":"invalid event \\"Ingest Suspended\\""}'],
+    ['the message outside the error field', 400, '{"error":"bad batch","detail":"Koala ingest suspended"}'],
+    ['the message in another case', 400, '{"error":"koala ingest suspended"}'],
+    ['the message with another 4xx', 422, '{"error":"Koala ingest suspended"}'],
+    ['not JSON', 400, 'Koala ingest suspended']
+  ])('a body that merely mentions a suspension only rejects its batch: %s', (_name, status, body) => {
+    expect(classifyResponse(status, {}, body, NOW).kind).toBe('reject')
   })
 
   test('a 429 is marked rate-limited and carries its Retry-After', () => {

@@ -350,6 +350,42 @@ describe('invalid input', () => {
     expect(h.collector.stats().profiles.events).toBe(1)
   })
 
+  test('each summary names its own problem: a BigInt, a cycle and an oversized item in the same field are summed up apart', async () => {
+    h = await harness({ logSummaryIntervalMs: 60_000 })
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    for (let round = 0; round < 3; round++) {
+      h.tracker.track({ profile_id: pid, event: 'x', properties: { n: 10n } })
+      h.tracker.track({ profile_id: pid, event: 'x', properties: cyclic })
+      // A slightly different size each time: still the same problem.
+      h.tracker.track({ profile_id: pid, event: 'x', properties: { blob: 'x'.repeat(40_000 + round) } })
+    }
+    await h.tracker.close()
+    const said = h.logger.lines.map(l => l.msg ?? '')
+    expect(said).toHaveLength(6)
+    expect(said.slice(0, 3)).toEqual([
+      expect.stringContaining('BigInt'), expect.stringContaining('circular'), expect.stringContaining('the limit (maxItemBytes)')
+    ])
+    expect(said.slice(3)).toEqual(expect.arrayContaining([
+      expect.stringMatching(/BigInt.*\(2 more times since the last report\)$/),
+      expect.stringMatching(/circular.*\(2 more times since the last report\)$/),
+      expect.stringMatching(/maxItemBytes.*\(2 more times since the last report\)$/)
+    ]))
+  })
+
+  test('problems whose messages carry the caller\'s own text cost a bounded number of lines', async () => {
+    h = await harness({ logSummaryIntervalMs: 60_000 })
+    for (const name of ['ada', 'grace', 'edsger', 'barbara', 'alan', 'tony', 'niklaus', 'donald', 'john', 'frances',
+      'margaret', 'ken', 'dennis', 'bjarne', 'guido', 'james', 'larry', 'yukihiro', 'brendan', 'rasmus']) {
+      h.tracker.track({ profile_id: pid, get event (): string { throw new Error(`no such user: ${name}`) } })
+    }
+    await h.tracker.close()
+    expect(h.tracker.stats().droppedBy.invalid).toBe(20)
+    // 16 problems told apart, the first of the rest, then one sum for the rest.
+    expect(h.logger.lines).toHaveLength(18)
+    expect(h.logger.lines[17]).toMatchObject({ obj: { kind: 'invalid:track:event', repeated: 3 }, msg: 'further problems of this kind, summed up together (3 more times since the last report)' })
+  })
+
   test('repeated problems are logged once and summed up, and never log the values', async () => {
     h = await harness({ logSummaryIntervalMs: 60_000 })
     for (let i = 0; i < 100; i++) h.tracker.identify({ email: `secret${i}@x`, traits: { ssn: '123' } })
@@ -371,7 +407,7 @@ describe('close()', () => {
     const [a, b] = [h.tracker.close(), h.tracker.close()]
     expect(a).toBe(b)
     const result = await a
-    expect(result).toEqual({ delivered: 500, failed: 0, abandoned: 0, timedOut: false })
+    expect(result).toEqual({ delivered: 500, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
     expect(h.collector.stats().profiles.events).toBe(500)
     expect(h.collector.stats().duplicates).toBe(0)
 
@@ -467,6 +503,11 @@ describe('internal failures while holding a call', () => {
 
 describe('what is checked is what is sent', () => {
   const pid = '3e6a2c18-3b02-40c4-b8d2-1842c193d3ba'
+  const revoked = (): Record<string, unknown> => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    return proxy
+  }
   /** A valid call for the same person before and after the bad one: both must arrive, in one accepted body. */
   async function bystanders (bad: () => void): Promise<Array<Record<string, unknown>>> {
     h.tracker.track({ profile_id: pid, event: 'before' })
@@ -495,7 +536,12 @@ describe('what is checked is what is sent', () => {
       const { proxy, revoke } = Proxy.revocable({}, {})
       revoke()
       h.tracker.track(proxy as never)
-    }, 'call', 'could not be read']
+    }, 'call', 'could not be read'],
+    ['a revoked Proxy as track\'s properties', () => h.tracker.track({ profile_id: pid, event: 'x', properties: revoked() }), 'properties', 'could not be read'],
+    ['a revoked Proxy as page\'s properties', () => h.tracker.page({ profile_id: pid, properties: revoked() }), 'properties', 'could not be read'],
+    ['a revoked Proxy as identify\'s traits', () => h.tracker.identify({ profile_id: pid, traits: revoked() }), 'traits', 'could not be read'],
+    ['a revoked Proxy as trackAccount\'s properties', () => h.tracker.trackAccount({ domain: 'acme.com', event: 'x', properties: revoked() }), 'properties', 'could not be read'],
+    ['a revoked Proxy as identifyAccount\'s traits', () => h.tracker.identifyAccount({ domain: 'acme.com', traits: revoked() }), 'traits', 'could not be read']
   ])('%s: refused as invalid, naming the field, and the same person\'s other events arrive', async (_what, bad, field, reason) => {
     h = await harness()
     const bodies = await bystanders(bad)
@@ -509,6 +555,13 @@ describe('what is checked is what is sent', () => {
       expect(h.tracker.stats()).toMatchObject({ accepted: 2, droppedBy: { invalid: 1, error: 0 } })
       expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_INVALID_INPUT', field, reason: expect.stringContaining(reason) })])
     }
+  })
+
+  test('strict mode throws the InputError for a revoked Proxy as properties or traits', async () => {
+    h = await harness({ strict: true })
+    expect(() => h.tracker.track({ profile_id: pid, event: 'x', properties: revoked() })).toThrow(expect.objectContaining({ field: 'properties', code: 'KOALA_ERR_INVALID_INPUT' }))
+    expect(() => h.tracker.identifyAccount({ domain: 'acme.com', traits: revoked() })).toThrow(expect.objectContaining({ field: 'traits', code: 'KOALA_ERR_INVALID_INPUT' }))
+    expect(h.tracker.stats().droppedBy).toMatchObject({ invalid: 2, error: 0 })
   })
 
   test('each field of a call is read once', async () => {

@@ -33,3 +33,9 @@ test('an invalid KOALA_* variable is reported once, naming it, and calls are ref
     expect.objectContaining({ level: 40, kind: 'unconfigured', msg: expect.stringContaining('(KOALA_FLUSH_AT must be an integer') })
   ])
 })
+
+test('a misspelt KOALA_BASEURL configures nothing: it is reported with the name it was meant to be, and no call goes to production', async () => {
+  const { out, lines } = await run({ KOALA_PUBLIC_KEY: 'pk_env', KOALA_BASEURL: 'http://localhost:4010' })
+  expect(out).toMatchObject({ startup: { code: 'KOALA_ERR_INVALID_OPTION', option: 'KOALA_BASEURL' }, dropped: 101, before: { accepted: 0 }, received: 1 })
+  expect(lines[0]).toMatchObject({ level: 50, kind: 'env', msg: expect.stringContaining('KOALA_BASEURL is not a koala-tracker variable (did you mean KOALA_BASE_URL?)') })
+})

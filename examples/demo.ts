@@ -12,9 +12,20 @@ const VISITORS = 400
 const ROUNDS = 8
 const PAGES = ['/', '/pricing', '/docs', '/blog/launch', '/signup']
 
+const out = process.stdout
+
+/** A logger for a reader of the demo: each problem as a line of the story, rather than the default JSON on stderr. */
+const readableLogger = {
+  debug () {},
+  warn (_fields: object, msg?: string) { out.write(`  koala-tracker warns: ${msg ?? ''}\n`) },
+  error (_fields: object, msg?: string) { out.write(`  koala-tracker error: ${msg ?? ''}\n`) }
+}
+
 async function main (): Promise<void> {
   const collector = await startCollector({ projects: ['pk_demo'] })
-  const tracker = createTracker({ publicKey: 'pk_demo', baseUrl: collector.url, flushIntervalMs: 250 })
+  const tracker = createTracker({ publicKey: 'pk_demo', baseUrl: collector.url, flushIntervalMs: 250, logger: readableLogger })
+  out.write(`koala-tracker demo: page views, events and identifies for ${VISITORS} visitors and 40 accounts, ` +
+    `through a tracker to an embedded collector at ${collector.url}\n\n`)
   const visitors = Array.from({ length: VISITORS }, (_, i) => ({
     profile_id: randomUUID(),
     email: `visitor${i}@example.com`,
@@ -52,8 +63,7 @@ async function main (): Promise<void> {
     await sleep(100)
   }
   // A bad call is refused with a reason, and nothing else is lost.
-  let refused = ''
-  tracker.on('dropped', ({ error }) => { refused = error.message })
+  out.write('One invalid call, on purpose (a profile_id that is not a UUID); the tracker refuses it on the spot:\n')
   tracker.track({ profile_id: 'not-a-uuid', event: 'Broken' })
 
   const closed = await tracker.close()
@@ -61,9 +71,8 @@ async function main (): Promise<void> {
   const r = collector.stats()
   const received = r.profiles.events + r.profiles.identifies + r.profiles.page_views + r.accounts.events + r.accounts.identifies
 
-  const out = process.stdout
-  out.write(`koala-tracker demo: ${calls} valid calls for ${VISITORS} visitors and 40 accounts, plus one invalid call\n\n`)
-  out.write(`tracker:   accepted ${s.accepted}, sent ${s.sent}, failed ${s.failed}, refused ${s.dropped} (${refused})\n`)
+  out.write(`\n${calls} valid calls made, then close().\n\n`)
+  out.write(`tracker:   accepted ${s.accepted}, sent ${s.sent}, failed ${s.failed}, refused ${s.dropped} (${s.droppedBy.invalid} invalid)\n`)
   out.write(`           ${s.requests.sent} requests, ${s.requests.retried} retried; close(): ${JSON.stringify(closed)}\n`)
   out.write(`${collector.summary()}\n\n`)
   const match = s.sent === calls && received === calls && r.duplicates === 0 && r.rejected === 0

@@ -26,8 +26,8 @@ async function collectorUrl (): Promise<string> {
   const collector = await startCollector()
   collector.on('request', (req, answer) => {
     const body = JSON.parse(req.body) as Record<string, unknown[] | string | undefined>
-    const counts = ['events', 'identifies', 'page_views'].map(k => `${body[k]?.length ?? 0} ${k}`).join(', ')
-    process.stdout.write(`[collector] ${answer.status} ${String(body.profile_id ?? '-')} ${String(body.email ?? '-')}: ${counts}\n`)
+    const counts = ['events', 'identifies', 'page_views'].map(k => `${k}=${body[k]?.length ?? 0}`).join(' ')
+    process.stdout.write(`[collector] ${answer.status} ${String(body.profile_id ?? '-')} ${String(body.email ?? '-')} ${counts}\n`)
   })
   return collector.url
 }

@@ -2,28 +2,29 @@
 import { parseArgs } from 'node:util'
 import { EXIT, readPlan, runDelete, runStatus, runWait, UsageError, type WaitSettings } from './delete'
 import { nodeIo, type CliIo } from './io'
+import { requestLine } from './request-line'
 import { startCollector, type Collector } from '../collector'
 import { createDeletionClient, DELETION_ID_RULE, isDeletionId, type DeletionClient } from '../deletion'
 import { DELETION_DEFAULTS } from '../deletion'
 import { isKoalaError } from '../shared/errors'
+import { plural } from '../shared/plural'
 import { redactSecrets } from '../shared/redact'
 import { VERSION } from '../shared/version'
 
 export { EXIT } from './delete'
 export type { CliIo } from './io'
 
-const USAGE = `koala-tracker ${VERSION}
-
-Usage:
-  koala-tracker delete --emails-file FILE [--wait] [options]
+const COMMANDS = {
+  delete: `  koala-tracker delete --emails-file FILE [--wait] [options]
       Ask Koala to delete everything it holds on each email in FILE (one per line, or a CSV
-      with an "email" column; blank lines and # comments are skipped; - reads standard input).
-  koala-tracker status ID... [--wait] [options]
-      Show (or wait for) the status of earlier deletion requests.
-  koala-tracker collector [--port 4010] [--host 127.0.0.1] [--polls-until-completed 2]
-      Run the embedded Koala-compatible collector (ingestion and deletion API) for local development.
+      with an "email" column; blank lines and # comments are skipped; - reads standard input).`,
+  status: `  koala-tracker status ID... [--wait] [options]
+      Show (or wait for) the status of earlier deletion requests.`,
+  collector: `  koala-tracker collector [--port 4010] [--host 127.0.0.1] [--polls-until-completed 2] [--quiet]
+      Run the embedded Koala-compatible collector (ingestion and deletion API) for local development.`
+}
 
-Options for delete and status:
+const KEY_HELP = `Options for delete and status:
   --wait                         Check every request until it is completed.
   --wait-timeout-seconds N       Give up waiting after N seconds (default ${DELETION_DEFAULTS.waitTimeoutMs / 1000}).
   --poll-interval-seconds N      Time between two checks of a request (default ${DELETION_DEFAULTS.pollIntervalMs / 1000}).
@@ -39,7 +40,39 @@ and kept in shell history.
 Exit codes: 0 done; 1 a deletion request was not made or a check failed; 2 bad arguments, file or key
 (nothing sent); 3 not every request completed before the deadline (or, for status, not completed yet).`
 
+const COLLECTOR_HELP = `Options for collector:
+  --port N                       Port to listen on (default 4010; 0 for any free one).
+  --host HOST                    Address to listen on (default 127.0.0.1).
+  --polls-until-completed N      Status checks before a fake deletion request is completed (default 2).
+  --quiet                        Print no line per request, only the summary at the end.
+
+It prints one line per request (status, route, who, counts) until Ctrl-C, then a summary, and exits 0.`
+
+const USAGE = `koala-tracker ${VERSION}
+
+Usage:
+${COMMANDS.delete}
+${COMMANDS.status}
+${COMMANDS.collector}
+
+Any command takes --help.
+
+${KEY_HELP}
+
+${COLLECTOR_HELP}`
+
+type Command = keyof typeof COMMANDS
+
+function commandUsage (command: Command): string {
+  return `Usage:\n${COMMANDS[command]}\n\n${command === 'collector' ? COLLECTOR_HELP : KEY_HELP}`
+}
+
+const isCommand = (name: string | undefined): name is Command => name !== undefined && Object.hasOwn(COMMANDS, name)
+
+const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const
+
 const KEY_OPTIONS = {
+  ...HELP_OPTION,
   'base-url': { type: 'string' },
   'secret-key-file': { type: 'string' },
   // Declared only to refuse it with a reason instead of "unknown option".
@@ -67,21 +100,24 @@ export async function main (argv: string[], rawIo: CliIo): Promise<number> {
           allowPositionals: true,
           options: { ...KEY_OPTIONS, 'emails-file': { type: 'string' }, 'dry-run': { type: 'boolean' }, 'skip-invalid': { type: 'boolean' } }
         })
+        if (values.help === true) return help(io, command)
         if (positionals.length > 0) throw new UsageError(`delete takes no arguments besides options (got ${positionals.length}); did you mean --emails-file FILE?`)
         if (values['emails-file'] === undefined) throw new UsageError('delete needs --emails-file FILE (one email per line; - for standard input)')
         const wait = waitSettings(values)
         const plan = readPlan(io, values['emails-file'], values['skip-invalid'] === true)
         if (values['dry-run'] === true) {
-          io.out(`Dry run: would send ${plan.batches.length} deletion requests (${plan.batches.join(', ')} emails) to ${values['base-url'] ?? DELETION_DEFAULTS.baseUrl}. Nothing was sent.`)
+          const sizes = plan.batches.map(n => plural(n, 'email')).join(', ')
+          io.out(`Dry run: would send ${plural(plan.batches.length, 'deletion request')} (${sizes}) to ${values['base-url'] ?? DELETION_DEFAULTS.baseUrl}. Nothing was sent.`)
           return EXIT.ok
         }
         key = secretKey(io, values)
         client = makeClient(io, key, values, wait)
-        io.out(`Requesting deletion of ${plan.emails.length} emails in ${plan.batches.length} requests (at most 50 each)...`)
+        io.out(`Requesting deletion of ${plural(plan.emails.length, 'email')} in ${plural(plan.batches.length, 'request')} (at most 50 each)...`)
         return await runDelete(io, client, plan.emails, wait)
       }
       case 'status': {
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: KEY_OPTIONS })
+        if (values.help === true) return help(io, command)
         if (positionals.length === 0) throw new UsageError('status needs one or more deletion request ids')
         // Checked before anything is sent, so a bad id is a usage error with or without --wait.
         const bad = positionals.findIndex(id => !isDeletionId(id))
@@ -94,6 +130,8 @@ export async function main (argv: string[], rawIo: CliIo): Promise<number> {
       case 'collector':
         return await runCollector(io, rest)
       case 'help': case '--help': case '-h': case undefined:
+        // `help delete` is `delete --help`.
+        if (command === 'help' && isCommand(rest[0])) return help(io, rest[0])
         io.out(USAGE)
         return command === undefined ? EXIT.usage : EXIT.ok
       case '--version': case '-v':
@@ -112,6 +150,11 @@ export async function main (argv: string[], rawIo: CliIo): Promise<number> {
   } finally {
     await client?.close()
   }
+}
+
+function help (io: CliIo, command: Command): number {
+  io.out(commandUsage(command))
+  return EXIT.ok
 }
 
 function waitSettings (values: { wait?: boolean, 'wait-timeout-seconds'?: string, 'poll-interval-seconds'?: string }): WaitSettings {
@@ -165,8 +208,9 @@ async function runCollector (io: CliIo, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { port: { type: 'string' }, host: { type: 'string' }, 'polls-until-completed': { type: 'string' } }
+    options: { ...HELP_OPTION, port: { type: 'string' }, host: { type: 'string' }, 'polls-until-completed': { type: 'string' }, quiet: { type: 'boolean' } }
   })
+  if (values.help === true) return help(io, 'collector')
   if (positionals.length > 0) throw new UsageError('collector takes only options')
   const port = wholeNumber('--port', values.port ?? '4010', 0, 65_535)
   const polls = wholeNumber('--polls-until-completed', values['polls-until-completed'] ?? '2', 1, 1_000_000)
@@ -181,6 +225,7 @@ async function runCollector (io: CliIo, args: string[]): Promise<number> {
     io.err(`error: cannot listen on ${host}:${port} (${code})`)
     return EXIT.failed
   }
+  if (values.quiet !== true) collector.on('request', (req, answer) => io.out(requestLine(req, answer)))
   io.out(`Koala collector listening on ${collector.url}`)
   io.out(`  ingestion: POST ${collector.url}/web/projects/<public key>/batch and /accounts/batch (createTracker({ baseUrl: '${collector.url}' }))`)
   io.out(`  deletion:  ${collector.url}/api/v1/deletion-requests, any sk_ key (koala-tracker delete --base-url ${collector.url})`)

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import { decodeSegment, DeletionEndpoint, isDeletionPath, type DeletionEndpointOptions, type DeletionEndpointStats, type FakeDeletionRequest, type Reply } from './deletion'
 import * as validators from '../generated/batch-validators'
+import { plural } from '../shared/plural'
 import type { Validator } from '../generated/validators'
 
 /**
@@ -78,6 +79,14 @@ export interface CollectorStats {
   deletion: DeletionEndpointStats
 }
 
+/** How the collector answered a request: `status` 0 when a fault left it unanswered. */
+export interface CollectorAnswer {
+  status: number
+  fault: boolean
+  /** Why it refused the request (its own 4xx), as its answer says. */
+  error?: string
+}
+
 export interface Collector {
   readonly url: string
   readonly port: number
@@ -91,7 +100,7 @@ export interface Collector {
   waitFor(predicate: () => boolean): Promise<void>
   /** A human-readable account of what was received. */
   summary(): string
-  on(event: 'request', listener: (req: CollectorRequest, answer: { status: number, fault: boolean }) => void): this
+  on(event: 'request', listener: (req: CollectorRequest, answer: CollectorAnswer) => void): this
   close(): Promise<void>
 }
 
@@ -148,7 +157,7 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     res.end(text)
   }
 
-  function handle (req: IncomingMessage, res: ServerResponse, raw: string, tooLarge: boolean): [CollectorRequest, { status: number, fault: boolean }] {
+  function handle (req: IncomingMessage, res: ServerResponse, raw: string, tooLarge: boolean): [CollectorRequest, CollectorAnswer] {
     stats.requests++
     const path = req.url ?? '/'
     const pathname = path.split('?')[0]
@@ -185,7 +194,8 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     if (reply.status >= 400) stats.rejected++
     else stats.accepted++
     answer(res, reply.status, reply.payload)
-    return [info, { status: reply.status, fault: false }]
+    const error = (reply.payload as { error?: unknown } | null)?.error
+    return [info, { status: reply.status, fault: false, ...(typeof error === 'string' ? { error } : {}) }]
   }
 
   function batchReply (req: IncomingMessage, route: CollectorRoute | undefined, projectKey: string | undefined, raw: string, tooLarge: boolean): Reply {
@@ -209,7 +219,7 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
     if (route === undefined || projectKey === undefined) return { ok: false, status: 404, error: 'not found' }
     if (projects !== undefined && !projects.has(projectKey)) return { ok: false, status: 404, error: `unknown project ${projectKey}` }
     if (req.method !== 'POST') return { ok: false, status: 405, error: 'use POST' }
-    if (tooLarge) return { ok: false, status: 413, error: `body larger than ${maxBodyBytes} bytes` }
+    if (tooLarge) return { ok: false, status: 413, error: `body larger than ${plural(maxBodyBytes, 'byte')}` }
     if (!(req.headers['content-type'] ?? '').includes('application/json')) {
       return { ok: false, status: 400, error: 'content-type must be application/json' }
     }
@@ -287,11 +297,11 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
       const d = deletion.stats()
       return [
         `collector at ${url}`,
-        `  requests: ${stats.requests} (${stats.accepted} accepted, ${stats.rejected} rejected, ${stats.faults} faults, ${stats.missingUserAgent} without User-Agent)`,
-        `  profiles: ${p.people} people, ${p.events} events, ${p.identifies} identifies, ${p.page_views} page views`,
-        `  accounts: ${a.accounts} accounts, ${a.events} events, ${a.identifies} identifies`,
+        `  requests: ${stats.requests} (${stats.accepted} accepted, ${stats.rejected} rejected, ${plural(stats.faults, 'fault')}, ${stats.missingUserAgent} without User-Agent)`,
+        `  profiles: ${plural(p.people, 'person', 'people')}, ${plural(p.events, 'event')}, ${plural(p.identifies, 'identify', 'identifies')}, ${plural(p.page_views, 'page view')}`,
+        `  accounts: ${plural(a.accounts, 'account')}, ${plural(a.events, 'event')}, ${plural(a.identifies, 'identify', 'identifies')}`,
         `  duplicate message_ids: ${stats.duplicates}`,
-        `  deletion requests: ${d.requests} (${d.emails} emails, ${d.ignoredEmails} past the 50th ignored), ${d.polls} status checks, ${d.completed} completed`
+        `  deletion requests: ${d.requests} (${plural(d.emails, 'email')}, ${d.ignoredEmails} past the 50th ignored), ${plural(d.polls, 'status check')}, ${d.completed} completed`
       ].join('\n')
     },
     on (event, listener) {

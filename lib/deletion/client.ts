@@ -6,6 +6,7 @@ import { resolveDeletionOptions, type DeletionClientOptions, type ResolvedDeleti
 import { planDeletion, type InvalidEmail } from './plan'
 import { DeletionError, InputError, type DeletionCallName } from '../shared/errors'
 import { childLogger, createDefaultLogger, Reporter } from '../shared/logger'
+import { plural } from '../shared/plural'
 import { redactSecrets } from '../shared/redact'
 import { USER_AGENT } from '../shared/version'
 
@@ -106,14 +107,15 @@ export class DeletionClient {
     if (plan.invalid.length > 0) {
       // Counts only: the values may be personal data.
       this.#reporter.note('deletion_invalid', 'warn', { invalid: plan.invalid.length },
-        `${plan.invalid.length} entries are not email addresses and were not sent (see the result's invalid list)`)
+        `${plural(plan.invalid.length, 'entry', 'entries')} ${plan.invalid.length === 1 ? 'is not an email address and was' : 'are not email addresses and were'} ` +
+        'not sent (see the result\'s invalid list)')
     }
     const result: SubmitResult = { submitted: [], failed: [], invalid: plan.invalid, duplicates: plan.duplicates, timedOut: false }
     const of = plan.batches.length
     let stop: DeletionError | undefined
     for (const [i, batch] of plan.batches.entries()) {
       const request = i + 1
-      const label = `deletion request ${request} of ${of} (${batch.length} emails)`
+      const label = `deletion request ${request} of ${of} (${plural(batch.length, 'email')})`
       if (stop !== undefined) {
         const error = this.#error(label, skipped(`not attempted after an earlier failure (${stop.reason})`))
         result.failed.push({ emails: batch, error })

@@ -3,6 +3,7 @@ import type { DeletionTransport } from './http'
 import type { ResolvedDeletionOptions } from './options'
 import { classifyDeletionError, classifyDeletionResponse, type DeletionOutcome, type DeletionRefusal } from './policy'
 import type { DeletionFailureReason } from '../shared/errors'
+import { plural } from '../shared/plural'
 import { retryBudgetSpent, retryDelayMs } from '../shared/retry-policy'
 
 export interface RetryNotice {
@@ -81,7 +82,7 @@ export async function exchange (d: ExchangeDeps, method: 'GET' | 'POST', path: s
     }
     const delayMs = retryDelayMs(attempts, outcome.retryAfterMs, opts, opts.random)
     if (retryBudgetSpent(attempts, firstAttemptAt, now, delayMs, opts)) {
-      return { ok: false, reason: 'retry_exhausted', status: outcome.status, body: '', detail: `gave up after ${attempts} attempts; last: ${last}`, attempts, fatal: true }
+      return { ok: false, reason: 'retry_exhausted', status: outcome.status, body: '', detail: `gave up after ${plural(attempts, 'attempt')}; last: ${last}`, attempts, fatal: true }
     }
     if (now + delayMs >= deadlineAt) {
       return { ok: false, reason: 'timeout', status: outcome.status, body: '', detail: `the deadline passes before the next attempt (last: ${last})`, attempts, fatal: true }

@@ -63,7 +63,11 @@ export class RefusedError extends KoalaError {
   }
 }
 
-export type FailureReason = 'rejected' | 'retry_exhausted' | 'disabled' | 'shutdown'
+/**
+ * Why accepted items were not delivered. `shutdown`: never sent by the close() deadline (abandoned);
+ * `unknown`: sent, but no answer came by the close() deadline, so Koala may have stored them.
+ */
+export type FailureReason = 'rejected' | 'retry_exhausted' | 'disabled' | 'shutdown' | 'unknown'
 
 /** Accepted items that will never be delivered. Reported, never thrown. */
 export class DeliveryError extends KoalaError {

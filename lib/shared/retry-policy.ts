@@ -14,7 +14,29 @@ export type Outcome =
   /** Koala refuses the whole project: stop sending altogether. */
   | { kind: 'disable', status: number, body: string }
 
-const SUSPENDED = /ingest\s+(?:is\s+)?suspended/i
+/**
+ * How Koala says it takes no more data for the whole project: this exact `error` in a JSON body, with
+ * this status (observed: see docs/delivery.md). Nothing looser: a 400 may quote the caller's input
+ * (an event named "Ingest Suspended"), and one bad event must not stop a project for good.
+ */
+const PROJECT_REFUSALS: ReadonlyArray<{ status: number, error: string }> = [
+  { status: 400, error: 'Koala ingest suspended' }
+]
+
+function isProjectRefusal (status: number, body: string): boolean {
+  const refusals = PROJECT_REFUSALS.filter(r => r.status === status)
+  if (refusals.length === 0) return false
+  const error = jsonErrorField(body)
+  return refusals.some(r => r.error === error)
+}
+
+function jsonErrorField (body: string): unknown {
+  try {
+    return (JSON.parse(body) as { error?: unknown } | null)?.error
+  } catch {
+    return undefined
+  }
+}
 
 export function classifyResponse (status: number, headers: Record<string, string | string[] | undefined>, body: string, nowMs: number): Outcome {
   if (status >= 200 && status < 300) return { kind: 'ok', status }
@@ -29,7 +51,7 @@ export function classifyResponse (status: number, headers: Record<string, string
   }
   // The key is in the path, so these mean the project itself is refused.
   if (status === 401 || status === 403 || status === 404) return { kind: 'disable', status, body }
-  if (status >= 400 && status < 500 && SUSPENDED.test(body)) return { kind: 'disable', status, body }
+  if (isProjectRefusal(status, body)) return { kind: 'disable', status, body }
   // Other 4xx, 501/505, and 1xx/3xx (redirects are not followed: baseUrl is wrong).
   return { kind: 'reject', status, body }
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from '../shared/errors'
+import { nearestName } from '../shared/near'
 import { DEFAULTS, type TrackerOptions } from '../tracker'
 
 /** The environment as Node gives it: `process.env`, or any plain record in tests. */
@@ -11,15 +12,40 @@ export function envName (option: string): string {
 
 const NUMERIC = Object.keys(DEFAULTS).filter(k => typeof DEFAULTS[k as keyof typeof DEFAULTS] === 'number') as Array<keyof TrackerOptions>
 
+/** Names other KOALA_ variables that belong to something else (comma-separated), so they are not taken for typos. */
+const ALLOW_UNKNOWN_ENV = 'KOALA_ALLOW_UNKNOWN_ENV'
+
+/** Every KOALA_ variable koala-tracker reads, by the name it is derived from: the options, the deletion command's key, the escape. */
+const KNOWN = ['publicKey', 'baseUrl', 'strict', 'sendOnExit', ...NUMERIC, 'secretKey', 'allowUnknownEnv']
+const KNOWN_VARIABLES = new Set(KNOWN.map(envName))
+
+/**
+ * A misspelt variable (`KOALA_BASEURL`) would be ignored and its default used: events sent to
+ * production from a laptop. So any other KOALA_ variable that is set is refused, with the name it
+ * was probably meant to be.
+ */
+function checkNoUnknownVariables (env: Env): void {
+  const allowed = new Set((env[ALLOW_UNKNOWN_ENV] ?? '').split(',').map(name => name.trim()))
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('KOALA_') || KNOWN_VARIABLES.has(name) || allowed.has(name) || (value ?? '').trim() === '') continue
+    // Compared without underscores, so KOALA_BASEURL finds baseUrl.
+    const near = nearestName(name.slice('KOALA_'.length).replace(/_/g, ''), KNOWN)
+    throw new ConfigError(name, `is not a koala-tracker variable${near === undefined ? '' : ` (did you mean ${envName(near)}?)`}; ` +
+      `if it is meant for something else, name it in ${ALLOW_UNKNOWN_ENV} (comma-separated)`)
+  }
+}
+
 /**
  * Reads tracker options from environment variables (`KOALA_PUBLIC_KEY`,
  * `KOALA_BASE_URL`, `KOALA_STRICT` and `KOALA_` + each numeric option in
  * SCREAMING_SNAKE_CASE). Pure: the caller passes the environment. Unset or
  * empty variables are left out; a value that is not a number (or a boolean for
- * KOALA_STRICT) throws a ConfigError naming the variable. Ranges are checked by
- * createTracker(), like any other option.
+ * KOALA_STRICT), or a KOALA_ variable koala-tracker does not know (unless named
+ * in KOALA_ALLOW_UNKNOWN_ENV), throws a ConfigError naming the variable. Ranges
+ * are checked by createTracker(), like any other option.
  */
 export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
+  checkNoUnknownVariables(env)
   const out: Partial<TrackerOptions> = {}
   const read = (option: string): string | undefined => {
     const raw = env[envName(option)]
@@ -29,10 +55,11 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
   if (publicKey !== undefined) out.publicKey = publicKey
   const baseUrl = read('baseUrl')
   if (baseUrl !== undefined) out.baseUrl = baseUrl
-  const strict = read('strict')
-  if (strict !== undefined) {
-    if (!/^(true|false|1|0)$/i.test(strict)) throw new ConfigError(envName('strict'), `must be true or false, got ${JSON.stringify(strict)}`)
-    out.strict = /^(true|1)$/i.test(strict)
+  for (const option of ['strict', 'sendOnExit'] as const) {
+    const raw = read(option)
+    if (raw === undefined) continue
+    if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(envName(option), `must be true or false, got ${JSON.stringify(raw)}`)
+    out[option] = /^(true|1)$/i.test(raw)
   }
   for (const option of NUMERIC) {
     const raw = read(option)

@@ -172,6 +172,7 @@ function stats (): SingletonStats {
       bufferedBytes: 0,
       requests: { sent: r.sent, succeeded: r.succeeded, retried: r.retried, failed: r.failed },
       inFlightRequests: 0,
+      concurrency: 0,
       waitingBatches: 0,
       pausedUntil: 0,
       state: 'unconfigured',
@@ -220,7 +221,7 @@ export const koala: SingletonTracker = Object.freeze({
   flush: async (options?: DeadlineOptions) =>
     await (slot().tracker?.flush(options) ?? Promise.resolve({ delivered: 0, failed: 0, pending: 0, timedOut: false })),
   close: async (options?: DeadlineOptions) =>
-    await (slot().tracker?.close(options) ?? Promise.resolve({ delivered: 0, failed: 0, abandoned: 0, timedOut: false })),
+    await (slot().tracker?.close(options) ?? Promise.resolve({ delivered: 0, failed: 0, abandoned: 0, unknown: 0, timedOut: false })),
   stats,
   on<E extends EventName>(event: E, listener: Listener<E>): () => void {
     const s = slot()

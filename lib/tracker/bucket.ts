@@ -17,6 +17,8 @@ export interface Batch {
   readonly bytes: number
   attempts: number
   settled: boolean
+  /** Settled by a 2xx. */
+  delivered: boolean
   /**
    * Its place in the order batches reach the Sender, from 1: a flush() waits
    * for the unsettled batches up to a number, and the batch holds no list of
@@ -31,13 +33,14 @@ export interface Batch {
 export interface Tries {
   /** Clock time of the first attempt. */
   readonly firstAt: number
-  /** When its approved retry may go (the shared pause's end), and how long it was told to wait. */
+  /** When its next attempt may go. */
   retryAt: number
-  retryWaitMs: number
   /** Aborts the attempt in flight. */
   abort: AbortController | undefined
   /** The latest attempt, settled once its outcome is handled (close() waits for aborted ones). */
   attempt: Promise<void> | undefined
+  /** An attempt went out and no answer came back (a reset, a deadline): Koala may have stored it. */
+  unanswered: boolean
 }
 
 /** The request body: the captured items joined, once. */
@@ -98,6 +101,7 @@ export class Bucket {
       bytes: this.bytes,
       attempts: 0,
       settled: false,
+      delivered: false,
       seq: 0,
       tries: undefined
     }

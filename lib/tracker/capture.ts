@@ -88,6 +88,39 @@ function fail (call: CallName, errors: Validator['errors'], data: unknown, ids: 
   throw new InputError(call, field, reason)
 }
 
+/**
+ * Runs an item validator. A revoked Proxy among the caller's values makes the validator itself throw
+ * (Array.isArray cannot look through one): that is bad input, refused naming the field, not a tracker bug.
+ */
+function validItem (c: CallName, validate: Validator, item: Record<string, unknown>): boolean {
+  try {
+    return validate(item, ROOT)
+  } catch (err) {
+    throw new InputError(c, unreadableField(item), `could not be read (${message(err)})`, { cause: err })
+  }
+}
+
+function unreadableField (item: Record<string, unknown>): string {
+  for (const [field, value] of Object.entries(item)) {
+    if (typeof value !== 'object' || value === null) continue
+    try {
+      Array.isArray(value)
+    } catch {
+      return field
+    }
+  }
+  return 'call'
+}
+
+/** Array.isArray on the caller's value, which throws for a revoked Proxy: refused naming the field. */
+function isArrayInput (c: CallName, field: string, value: object): boolean {
+  try {
+    return Array.isArray(value)
+  } catch (err) {
+    throw new InputError(c, field, `could not be read (${message(err)})`, { cause: err })
+  }
+}
+
 /** A plain object, of any realm: not a Map, Date, array or class instance (which JSON would send as {} or a string). */
 export function isPlainObject (value: object): boolean {
   const proto = Object.getPrototypeOf(value)
@@ -195,7 +228,7 @@ export class Capturer {
     properties ??= undefined
     messageId ??= undefined
     const item = { type: 'page', name, properties, message_id: messageId, sent_at: sentAt }
-    if (!pageView(item, ROOT)) fail(c, pageView.errors, item, PERSON_FIELDS)
+    if (!validItem(c, pageView, item)) fail(c, pageView.errors, item, PERSON_FIELDS)
     const props = this.#object(c, 'properties', properties)
     const named = name === undefined ? '' : ',"name":' + JSON.stringify(name)
     const json = this.#head(messageId) + ',"type":"page"' + named + ',"properties":' + props + this.#tail(sentAt)
@@ -234,7 +267,7 @@ export class Capturer {
     properties ??= undefined
     messageId ??= undefined
     const item = { type: 'track', event, properties, message_id: messageId, sent_at: sentAt }
-    if (!trackEvent(item, ROOT)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
+    if (!validItem(c, trackEvent, item)) fail(c, trackEvent.errors, item, PERSON_FIELDS)
     const props = this.#object(c, 'properties', properties)
     // Validated: event is a string.
     const json = this.#head(messageId) + ',"type":"track","event":' + JSON.stringify(event) + ',"properties":' + props + this.#tail(sentAt)
@@ -255,12 +288,12 @@ export class Capturer {
     // of ~1 µs for small traits, so only then). Anything but an object is left to the schema's own message.
     let traits: unknown = given
     let json: string | undefined
-    if (typeof given === 'object' && !Array.isArray(given) && serialiseFirst(given)) {
+    if (typeof given === 'object' && !isArrayInput(c, 'traits', given) && serialiseFirst(given)) {
       json = this.#object(c, 'traits', given)
       traits = JSON.parse(json)
     }
     const item = { type: 'identify', traits, sent_at: sentAt }
-    if (!validate(item, ROOT)) fail(c, validate.errors, item, PERSON_FIELDS)
+    if (!validItem(c, validate, item)) fail(c, validate.errors, item, PERSON_FIELDS)
     json ??= this.#object(c, 'traits', given)
     // Identifies carry no message_id: Koala's schema has none for them.
     return this.#captured(c, 'traits', json.length, key, primary, secondary, IDENTIFIES, '{"type":"identify","traits":' + json + this.#tail(sentAt))

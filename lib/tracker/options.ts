@@ -24,7 +24,7 @@ export interface TrackerOptions extends SharedInjections {
   maxBufferedBytes?: number
   /** Largest single item, as UTF-8 JSON. Larger calls are refused as invalid. Default: 32 KiB. */
   maxItemBytes?: number
-  /** Requests in flight at once, and connections in the Pool. Default: 10. */
+  /** Ceiling on requests in flight (the limit adapts below it) and on the Pool's connections. Default: 256. */
   maxConcurrentRequests?: number
   /** Deadline for one request, from send to the end of the response body. Default: 10 000 ms. */
   requestTimeoutMs?: number
@@ -48,6 +48,11 @@ export interface TrackerOptions extends SharedInjections {
   logSummaryIntervalMs?: number
   /** Throw from track/identify/page on invalid input or use after close, instead of refusing quietly. Default: false. */
   strict?: boolean
+  /**
+   * When the process is about to exit on its own (its event loop is empty), send what is buffered first, within
+   * closeTimeoutMs. Whatever is still undelivered when the process exits is logged once, with its count. Default: true.
+   */
+  sendOnExit?: boolean
   /** Called with every refused call and every failed batch. Errors it throws are contained. */
   onError?: (error: KoalaError) => void
   /** For tests or custom HTTP: replaces the undici Pool entirely. */
@@ -68,7 +73,10 @@ export const DEFAULTS = Object.freeze({
   maxBufferedItems: 200_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxItemBytes: 32 * 1024,
-  maxConcurrentRequests: 10,
+  // The limit on requests in flight adapts up to this (see lib/tracker/concurrency.ts). Koala takes one
+  // person per request, so anonymous traffic is one request per visitor: by Little's law 2,000 visitors/s
+  // at 100 ms need 200 in flight. Connections are opened only as the limit needs them.
+  maxConcurrentRequests: 256,
   requestTimeoutMs: 10_000,
   maxAttempts: 10,
   retryBaseDelayMs: 500,
@@ -79,8 +87,9 @@ export const DEFAULTS = Object.freeze({
   closeTimeoutMs: 10_000,
   keepAliveTimeoutMs: 4_000,
   logSummaryIntervalMs: 60_000,
-  strict: false
-} satisfies Record<NumericOption, number> & { baseUrl: string, strict: boolean })
+  strict: false,
+  sendOnExit: true
+} satisfies Record<NumericOption, number> & { baseUrl: string, strict: boolean, sendOnExit: boolean })
 
 export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random'>> {
   readonly onError: TrackerOptions['onError']
@@ -122,7 +131,7 @@ const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
 }
 
 const TRACKER_OPTION_NAMES = Object.freeze([
-  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'onError', 'transport', ...SHARED_INJECTION_NAMES
+  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'sendOnExit', 'onError', 'transport', ...SHARED_INJECTION_NAMES
 ])
 
 /** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
@@ -133,6 +142,11 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   const { publicKey } = input
   if (typeof publicKey !== 'string' || publicKey.trim() === '') {
     throw new ConfigError('publicKey', 'is required: your Koala project public key (pk_...)')
+  }
+  // The public key travels in every request URL, where proxies and servers log it: a secret key must not.
+  if (/^\s*sk_/i.test(publicKey)) {
+    throw new ConfigError('publicKey', 'is a secret key (sk_...); the tracker takes your project\'s public key (pk_..., Settings → Install). ' +
+      'The secret key is for GDPR deletion, with the deletion client (koala-tracker/deletion)')
   }
   const numbers = {} as Record<NumericOption, number>
   for (const name of Object.keys(INT_LIMITS) as NumericOption[]) {
@@ -155,8 +169,10 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   const url = parseBaseUrl(baseUrl)
   const prefix = url.pathname.replace(/\/+$/, '')
 
-  if (input.strict !== undefined && typeof input.strict !== 'boolean') {
-    throw new ConfigError('strict', `must be a boolean, got ${typeof input.strict}`)
+  for (const name of ['strict', 'sendOnExit'] as const) {
+    if (input[name] !== undefined && typeof input[name] !== 'boolean') {
+      throw new ConfigError(name, `must be a boolean, got ${typeof input[name]}`)
+    }
   }
   checkFunction('onError', input.onError)
   checkFunction('random', input.random)
@@ -175,6 +191,7 @@ export function resolveOptions (input: TrackerOptions): Resolution {
     publicKey,
     baseUrl,
     strict: input.strict ?? DEFAULTS.strict,
+    sendOnExit: input.sendOnExit ?? DEFAULTS.sendOnExit,
     onError: input.onError,
     logger: input.logger,
     clock: input.clock,

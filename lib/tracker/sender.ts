@@ -1,14 +1,17 @@
+import type { Clock, TimerHandle } from '../shared/clock'
+import { DeliveryError, IngestDisabledError, type FailureReason } from '../shared/errors'
+import type { Reporter } from '../shared/logger'
+import { plural } from '../shared/plural'
+import { classifyError, classifyResponse, errorCode, retryBudgetSpent, retryDelayMs, type Outcome } from '../shared/retry-policy'
+import type { Transport } from '../transport'
 import type { Budget } from './budget'
 import { bodyOf, type Batch, type Tries } from './bucket'
-import type { Clock, TimerHandle } from '../shared/clock'
 import type { Completion } from './completion'
-import { DeliveryError, IngestDisabledError, type FailureReason } from '../shared/errors'
+import { ConcurrencyLimit, type Ticket } from './concurrency'
 import type { Emitter } from './events'
-import type { Reporter } from '../shared/logger'
 import type { ResolvedOptions } from './options'
-import { classifyError, classifyResponse, retryBudgetSpent, retryDelayMs, type Outcome } from '../shared/retry-policy'
+import { RetryQueue } from './retry-queue'
 import type { RequestCounters } from './stats'
-import type { Transport } from '../transport'
 
 /** The abort reason of an attempt that ran past requestTimeoutMs. */
 const TIMED_OUT = new Error('no answer within requestTimeoutMs')
@@ -17,6 +20,17 @@ const CLOSE_DEADLINE = new Error('the close() deadline passed')
 
 /** Consecutive failed attempts before retries are logged as a warning rather than at debug level. */
 const WARN_AFTER_FAILURES = 3
+/**
+ * Consecutive failures, at least, that mean an outage rather than bad luck: then (and when there are
+ * more requests in flight than this, as many as are allowed) everyone waits and one request probes.
+ * With 30% of requests failing at random, ten in a row happen about once in 170,000 attempts.
+ */
+const OUTAGE_AFTER_FAILURES = 3
+/** Requests in flight before the limit has learnt anything: what this tracker always allowed. */
+const INITIAL_CONCURRENCY = 10
+
+/** Errors that happen before a request reaches Koala: an attempt that failed so was not stored. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 export interface SenderDeps {
   opts: ResolvedOptions
@@ -34,32 +48,50 @@ export interface SenderDeps {
   refill: () => boolean
 }
 
+/** What close() could not deliver by its deadline. */
+export interface Leftovers {
+  /** Items whose request was never answered: Koala may have stored them. */
+  unknown: number
+  /** Items never sent, or whose every attempt was answered with a failure. */
+  abandoned: number
+  /** Items delivered while the attempts in flight were being aborted. */
+  delivered: number
+}
+
 /**
- * Delivers sealed batches: at most maxConcurrentRequests in flight, a deadline
- * per attempt, retries with backoff, and one pause shared by everyone.
+ * Delivers sealed batches: a deadline per attempt, retries with backoff, and a
+ * limit on requests in flight that adapts (see ConcurrencyLimit) up to
+ * maxConcurrentRequests.
  *
- * Any retryable failure (429, 5xx, network, deadline) pauses all sending for
- * the backoff (or Retry-After), and until the next success only one request is
- * in flight: during an outage the tracker probes instead of hammering, and
- * batches that have not been tried keep their retry budget for when Koala is back.
- * A failed batch goes to the back of the queue so one bad batch cannot hold up
- * the others.
+ * A failed attempt costs its own batch a backoff, trims the limit, and takes a
+ * slot away until the next success; the others keep going, so random faults slow
+ * delivery down a little, not to a crawl. Two things stop everyone: a 429 with Retry-After (until then), and an
+ * outage (as many failures in a row as requests allowed, at least three): then
+ * everyone waits for the backoff and one request probes per wait, and batches
+ * never tried keep their retry budget for when Koala is back. Batches due for a
+ * retry and batches never tried take turns, so neither starves the other.
  */
 export class Sender {
   readonly #d: SenderDeps
-  #ready: Batch[] = []
+  readonly #limit: ConcurrencyLimit
+  /** Batches never tried, in the order they were sealed. */
+  #fresh: Batch[] = []
   #head = 0
-  /**
-   * Batches with an attempt in flight. Every unsettled batch is here or in #ready:
-   * a Set of every one of them cost a rehash every few thousand batches of a backlog.
-   */
+  readonly #retries = new RetryQueue()
+  /** Whether a due retry goes before the next fresh batch. */
+  #retryTurn = false
+  /** Batches with an attempt in flight, and their deadline. */
   readonly #flying = new Map<Batch, number>()
   /** One timer for the deadlines of every attempt in flight (see #armDeadline). */
   #deadlineTimer: TimerHandle | undefined
+  /** Failed attempts in a row (a success or any answer from Koala ends the run). */
   #failures = 0
+  /** The run's length when it became an outage; 0 when it is not one. */
+  #outageFrom = 0
   #pausedUntil = 0
   #pauseIsRateLimit = false
   #wake: TimerHandle | undefined
+  #wakeAt = 0
   #pumpQueued = false
   #disabled = false
   #stopped = false
@@ -74,11 +106,18 @@ export class Sender {
 
   constructor (deps: SenderDeps) {
     this.#d = deps
+    this.#limit = new ConcurrencyLimit(deps.opts.maxConcurrentRequests, INITIAL_CONCURRENCY)
   }
 
   get inFlight (): number { return this.#flying.size }
-  get waiting (): number { return this.#ready.length - this.#head }
+  get waiting (): number { return this.#fresh.length - this.#head + this.#retries.size }
   get pausedUntil (): number { return this.#pausedUntil > this.#d.clock.now() ? this.#pausedUntil : 0 }
+  /** Requests allowed in flight now: each failure in a row takes a slot away until the next success. */
+  get concurrency (): number { return Math.max(1, this.#limit.allowed - this.#failures) }
+
+  get #outage (): boolean {
+    return this.#failures >= Math.max(OUTAGE_AFTER_FAILURES, this.#limit.allowed)
+  }
 
   enqueue (batch: Batch): void {
     batch.seq = ++this.#seq
@@ -87,7 +126,7 @@ export class Sender {
     for (const c of this.#collecting) c.add(batch.seq, batch.items)
     if (this.#disabled) return this.#fail(batch, 'disabled', 'ingest is disabled for this project')
     if (this.#stopped) return this.#fail(batch, 'shutdown', 'the tracker is closed')
-    this.#ready.push(batch)
+    this.#fresh.push(batch)
     this.schedulePump()
   }
 
@@ -119,37 +158,38 @@ export class Sender {
    * delivered: the transport answers the abort with that status. So the
    * aborted attempts settle first, within one turn of the event loop, and
    * only then is what is left given up (a transport that ignores the abort
-   * included). Resolves with the items abandoned and the items delivered meanwhile.
+   * included). Items in flight, or whose earlier attempt went unanswered, are
+   * `unknown`: Koala may have them.
    */
-  async abortAll (): Promise<{ abandoned: number, delivered: number }> {
+  async abortAll (): Promise<Leftovers> {
     this.#stopped = true
     this.#clearWake()
     this.#clearDeadline()
-    const waiting = this.#ready.slice(this.#head)
-    this.#ready = []
+    const waiting = [...this.#fresh.slice(this.#head), ...this.#retries.drain()]
+    this.#fresh = []
     this.#head = 0
     const flying = [...this.#flying.keys()]
-    const routes = new Set([...waiting, ...flying].map(b => b.route))
-    const count = (): { shutdown: number, sent: number } => {
-      let shutdown = 0
-      let sent = 0
-      for (const r of routes) {
-        shutdown += r.counters.failedBy.shutdown
-        sent += r.counters.sent
-      }
-      return { shutdown, sent }
+    const left: Leftovers = { unknown: 0, abandoned: 0, delivered: 0 }
+    const giveUp = (b: Batch): void => {
+      const unknown = b.tries?.unanswered === true || this.#flying.has(b)
+      if (unknown) left.unknown += b.items
+      else left.abandoned += b.items
+      this.#fail(b, unknown ? 'unknown' : 'shutdown', CLOSE_DEADLINE.message)
     }
-    const before = count()
-    for (const b of waiting) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
+    for (const b of waiting) giveUp(b)
     for (const b of flying) b.tries?.abort?.abort(CLOSE_DEADLINE)
     // The built-in transport settles an aborted attempt at once; waiting for the attempts themselves,
     // not only for a turn, lets close() finish under fake timers, which hold setImmediate back.
     await Promise.race([Promise.allSettled(flying.map(b => b.tries?.attempt)), new Promise(resolve => setImmediate(resolve))])
     for (const b of flying) {
-      if (!b.settled) this.#fail(b, 'shutdown', CLOSE_DEADLINE.message)
+      if (b.settled) {
+        if (b.delivered) left.delivered += b.items
+      } else {
+        left.unknown += b.items
+        this.#fail(b, 'unknown', CLOSE_DEADLINE.message)
+      }
     }
-    const after = count()
-    return { abandoned: after.shutdown - before.shutdown, delivered: after.sent - before.sent }
+    return left
   }
 
   stop (): void {
@@ -169,64 +209,79 @@ export class Sender {
   }
 
   // Runs from a microtask or a timer: nothing may escape to the host from there.
-  #safePump (): void {
+  /** `lateMs`: how late the timer that calls it fired. */
+  #safePump (lateMs = 0): void {
     try {
-      this.#pump()
+      this.#pump(lateMs)
     } catch (err) {
       this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while sending; please report it')
     }
   }
 
-  #pump (): void {
+  #pump (lateMs: number): void {
     if (this.#disabled || this.#stopped) return
     const now = this.#d.clock.now()
     if (now < this.#pausedUntil) {
-      if (this.waiting > 0) this.#armWake(this.#pausedUntil - now)
+      if (this.waiting > 0) this.#armWake(this.#pausedUntil)
       return
     }
-    const limit = this.#failures > 0 ? 1 : this.#d.opts.maxConcurrentRequests
     // `now < #pausedUntil` too: a transport that throws rather than rejects fails its attempt inside this
-    // loop, and its pause must hold for the batches behind it (and for itself, re-queued).
-    while (this.#flying.size < limit && now >= this.#pausedUntil) {
-      if (this.#head === this.#ready.length) {
-        // Nothing waits: when memory is pressed, the oldest bucket goes before its deadline.
-        if (!this.#d.refill() || this.#head === this.#ready.length) break
-      }
-      const batch = this.#ready[this.#head]
-      this.#ready[this.#head++] = undefined as unknown as Batch
-      if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
-        this.#ready = this.#ready.slice(this.#head)
-        this.#head = 0
-      }
-      // Its budget was checked when its last attempt failed, but during an outage the queue is served
-      // one probe per pause, and a retried batch may wait far longer than that for its turn. Late by
-      // less than its own wait is a timer firing late, not a turn missed: that retry goes.
+    // loop, and a pause it causes must hold for the batches behind it.
+    while (this.#flying.size < this.concurrency && now >= this.#pausedUntil) {
+      const batch = this.#next(now)
+      if (batch === undefined) break
+      // During an outage the queue is served one probe per pause, and a retried batch may wait far longer
+      // than its own backoff. Late by no more than the timer that woke us is a busy event loop, not a turn missed.
       const tries = batch.tries
-      if (tries !== undefined && now - tries.firstAt > this.#d.opts.maxRetryDurationMs &&
-        now - tries.retryAt > tries.retryWaitMs) {
-        this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts: maxRetryDurationMs ` +
+      if (tries !== undefined && now - tries.firstAt > this.#d.opts.maxRetryDurationMs && now - tries.retryAt > lateMs) {
+        this.#fail(batch, 'retry_exhausted', `gave up after ${plural(batch.attempts, 'attempt')}: maxRetryDurationMs ` +
           `(${this.#d.opts.maxRetryDurationMs} ms) passed while it waited for its turn`)
         continue
       }
-      const t = batch.tries ??= { firstAt: now, retryAt: 0, retryWaitMs: 0, abort: undefined, attempt: undefined }
-      t.attempt = this.#attempt(batch, t)
+      const t = batch.tries ??= { firstAt: now, retryAt: 0, abort: undefined, attempt: undefined, unanswered: false }
+      t.attempt = this.#attempt(batch, t, this.#limit.start(this.#flying.size))
     }
+    const nextRetry = this.#retries.nextAt
+    if (nextRetry !== undefined && nextRetry > now) this.#armWake(Math.max(nextRetry, this.#pausedUntil))
   }
 
-  async #attempt (batch: Batch, tries: Tries): Promise<void> {
+  /** The next batch to try: due retries and fresh batches take turns; with neither, an early one when memory is pressed. */
+  #next (now: number): Batch | undefined {
+    const retryDue = (this.#retries.nextAt ?? Number.POSITIVE_INFINITY) <= now
+    if (retryDue && this.#retryTurn) {
+      this.#retryTurn = false
+      return this.#retries.pop()
+    }
+    if (this.#head < this.#fresh.length || (this.#d.refill() && this.#head < this.#fresh.length)) {
+      this.#retryTurn = true
+      const batch = this.#fresh[this.#head]
+      this.#fresh[this.#head++] = undefined as unknown as Batch
+      if (this.#head > 1024 && this.#head * 2 > this.#fresh.length) {
+        this.#fresh = this.#fresh.slice(this.#head)
+        this.#head = 0
+      }
+      return batch
+    }
+    return retryDue ? this.#retries.pop() : undefined
+  }
+
+  async #attempt (batch: Batch, tries: Tries, ticket: Ticket): Promise<void> {
     const { clock, opts, requests } = this.#d
     batch.attempts++
     requests.sent++
     const ac = new AbortController()
     tries.abort = ac
-    this.#flying.set(batch, clock.now() + opts.requestTimeoutMs)
+    const startedAt = clock.now()
+    this.#flying.set(batch, startedAt + opts.requestTimeoutMs)
     if (this.#deadlineTimer === undefined) this.#armDeadline()
     let outcome: Outcome
     try {
       const res = await this.#d.transport().send({ path: batch.route.path, body: bodyOf(batch), signal: ac.signal })
       outcome = classifyResponse(res.status, res.headers, res.body, clock.now())
     } catch (err) {
-      outcome = ac.signal.reason === TIMED_OUT
+      const timedOut = ac.signal.reason === TIMED_OUT
+      if (timedOut || !NOT_SENT_CODES.has(errorCode(err) ?? '')) tries.unanswered = true
+      outcome = timedOut
         ? { kind: 'retry', status: undefined, retryAfterMs: undefined, rateLimited: false, detail: `no answer within requestTimeoutMs (${opts.requestTimeoutMs} ms)` }
         : classifyError(err)
     } finally {
@@ -235,11 +290,11 @@ export class Sender {
       tries.abort = undefined
     }
     try {
-      if (!batch.settled) this.#handle(batch, tries, outcome)
+      if (!batch.settled) this.#handle(batch, tries, ticket, outcome, clock.now() - startedAt)
     } catch (err) {
       this.#d.reporter.note('internal', 'error', { err }, 'koala-tracker internal error while handling a response; please report it')
       // Neither queued nor settled, it would hold its room in the buffer, and every flush(), for good.
-      if (!batch.settled && this.#ready.indexOf(batch, this.#head) === -1) {
+      if (!batch.settled && this.#fresh.indexOf(batch, this.#head) === -1) {
         this.#fail(batch, 'rejected', `internal error while handling the answer: ${err instanceof Error ? err.message : String(err)}`)
       }
     }
@@ -247,12 +302,14 @@ export class Sender {
     this.#safePump()
   }
 
-  #handle (batch: Batch, tries: Tries, outcome: Outcome): void {
+  #handle (batch: Batch, tries: Tries, ticket: Ticket, outcome: Outcome, rttMs: number): void {
     const { requests, events, clock, opts } = this.#d
     switch (outcome.kind) {
       case 'ok':
         this.#failures = 0
+        this.#outageFrom = 0
         if (!this.#pauseIsRateLimit) this.#pausedUntil = 0
+        this.#limit.onSuccess(ticket, rttMs)
         requests.succeeded++
         this.#settle(batch, true)
         batch.route.counters.sent += batch.items
@@ -264,36 +321,45 @@ export class Sender {
         this.#fail(batch, 'disabled', `HTTP ${outcome.status}`, outcome.status, outcome.body)
         return
       case 'reject':
+        // Koala answered: it is up, whatever it thought of this batch.
         this.#failures = 0
+        this.#outageFrom = 0
         requests.failed++
         this.#fail(batch, 'rejected', outcome.status === 0 ? outcome.body : `HTTP ${outcome.status}`, outcome.status || undefined, outcome.body)
         return
       case 'retry': {
-        if (this.#disabled || this.#stopped) {
+        if (this.#disabled) {
           requests.failed++
-          this.#fail(batch, this.#disabled ? 'disabled' : 'shutdown', outcome.detail, outcome.status)
+          this.#fail(batch, 'disabled', outcome.detail, outcome.status)
           return
         }
+        // Aborted at the close() deadline: abortAll() gives it up.
+        if (this.#stopped) return
         this.#failures++
+        this.#limit.onFailure(ticket)
         const now = clock.now()
-        const delayMs = retryDelayMs(this.#failures, outcome.retryAfterMs, opts, opts.random)
-        if (now + delayMs > this.#pausedUntil) {
-          this.#pausedUntil = now + delayMs
-          this.#pauseIsRateLimit = outcome.rateLimited
+        // Its own backoff, longer with each of its failures; a Retry-After lengthens it.
+        let delayMs = retryDelayMs(batch.attempts, outcome.retryAfterMs, opts, opts.random)
+        if (outcome.retryAfterMs !== undefined && outcome.rateLimited) {
+          // Koala said when: nobody sends before then.
+          this.#pauseUntil(now + delayMs, true)
+        } else if (this.#outage) {
+          // Everyone waits, longer with each failed probe, and one request probes after the wait.
+          if (this.#outageFrom === 0) this.#outageFrom = this.#failures
+          this.#pauseUntil(now + retryDelayMs(this.#failures - this.#outageFrom + 1, outcome.retryAfterMs, opts, opts.random), outcome.rateLimited)
         }
+        delayMs = Math.max(delayMs, this.#pausedUntil - now)
         if (retryBudgetSpent(batch.attempts, tries.firstAt, now, delayMs, opts)) {
           requests.failed++
-          this.#fail(batch, 'retry_exhausted', `gave up after ${batch.attempts} attempts; last: ${outcome.detail}`, outcome.status)
+          this.#fail(batch, 'retry_exhausted', `gave up after ${plural(batch.attempts, 'attempt')}; last: ${outcome.detail}`, outcome.status)
           return
         }
         requests.retried++
-        tries.retryAt = this.#pausedUntil
-        tries.retryWaitMs = this.#pausedUntil - now
-        this.#ready.push(batch)
-        this.#armWake(this.#pausedUntil - now)
-        const fields = { status: outcome.status, detail: outcome.detail, delayMs, failures: this.#failures }
+        tries.retryAt = now + delayMs
+        this.#retries.push(batch)
+        const fields = { status: outcome.status, detail: outcome.detail, delayMs, failures: this.#failures, concurrency: this.concurrency }
         if (outcome.rateLimited) {
-          this.#d.reporter.note('rate_limited', 'warn', fields, 'Koala asked the tracker to slow down (HTTP 429); sending is paused for everyone')
+          this.#d.reporter.note('rate_limited', 'warn', fields, 'Koala asked the tracker to slow down (HTTP 429); sending is slowed down')
         } else if (this.#failures >= WARN_AFTER_FAILURES) {
           // One failed attempt is routine; a run of them means Koala is unreachable.
           this.#d.reporter.note('retry', 'warn', fields, `Koala requests keep failing (last: ${outcome.detail}); retrying with backoff`)
@@ -307,12 +373,21 @@ export class Sender {
     }
   }
 
+  #pauseUntil (at: number, rateLimited: boolean): void {
+    if (at > this.#pausedUntil) {
+      this.#pausedUntil = at
+      this.#pauseIsRateLimit = rateLimited
+      // The next pump arms the wake for the new end: one probe per pause, no wake-up before it.
+      this.#clearWake()
+    }
+  }
+
   #disable (status: number, body: string): void {
     if (this.#disabled) return
     this.#disabled = true
     this.#clearWake()
-    const waiting = this.#ready.slice(this.#head)
-    this.#ready = []
+    const waiting = [...this.#fresh.slice(this.#head), ...this.#retries.drain()]
+    this.#fresh = []
     this.#head = 0
     for (const b of waiting) this.#fail(b, 'disabled', 'ingest is disabled for this project')
     this.#d.onDisabled(new IngestDisabledError(status, body))
@@ -320,25 +395,23 @@ export class Sender {
 
   #fail (batch: Batch, reason: FailureReason, detail: string, status?: number, body?: string): void {
     this.#settle(batch, false)
-    this.#count(batch, reason)
-    const error = new DeliveryError(`${batch.items} ${batch.route.name === 'accounts' ? 'account ' : ''}items not delivered (${reason}): ${detail}` +
+    batch.route.counters.failedBy[reason] += batch.items
+    const items = `${plural(batch.items, batch.route.name === 'accounts' ? 'account item' : 'item')}`
+    const error = new DeliveryError(`${items} not delivered (${reason}): ${detail}` +
       (body !== undefined && body !== '' && status !== undefined ? `: ${body.slice(0, 200)}` : ''),
     { reason, items: batch.items, attempts: batch.attempts, status, body })
     if (this.#d.events.has('failed')) this.#d.events.emit('failed', { route: batch.route.name, items: batch.items, reason, error })
-    // Disabled and shutdown losses are reported once, as a whole, by the tracker.
+    // Disabled and close-deadline losses are reported once, as a whole, by the tracker.
     if (reason === 'rejected' || reason === 'retry_exhausted') {
       this.#d.reporter.note(`${reason}:${status ?? 'network'}`, 'error', { reason, status, items: batch.items, body: body?.slice(0, 200) }, error.message)
       this.#d.onError(error)
     }
   }
 
-  #count (batch: Batch, reason: FailureReason): void {
-    batch.route.counters.failedBy[reason] += batch.items
-  }
-
   #settle (batch: Batch, delivered: boolean): void {
     if (batch.settled) return
     batch.settled = true
+    batch.delivered = delivered
     batch.route.counters.bufferedItems -= batch.items
     this.#d.budget.release(batch.items, batch.bytes)
     this.#unsettledBatches--
@@ -352,9 +425,7 @@ export class Sender {
   /**
    * Every attempt gets the same requestTimeoutMs, so deadlines come in the order
    * attempts started (#flying's order): one timer, armed for the oldest attempt
-   * not yet timed out, replaces a timer per request. Deadlines are read off the
-   * injected clock, so a wall clock stepped back delays them; the built-in
-   * transport's undici timeouts (requestTimeoutMs + 1 s) still bound an attempt.
+   * not yet timed out, replaces a timer per request.
    */
   #armDeadline (): void {
     const { clock } = this.#d
@@ -379,12 +450,15 @@ export class Sender {
     }
   }
 
-  #armWake (ms: number): void {
+  /** One timer for the pause's end and the next retry: armed for the earliest asked, kept if sooner. */
+  #armWake (at: number): void {
+    if (this.#wake !== undefined && this.#wakeAt <= at) return
     this.#clearWake()
+    this.#wakeAt = at
     this.#wake = this.#d.clock.setTimeout(() => {
       this.#wake = undefined
-      this.#safePump()
-    }, Math.max(0, ms))
+      this.#safePump(Math.max(0, this.#d.clock.now() - at))
+    }, Math.max(0, at - this.#d.clock.now()))
   }
 
   #clearDeadline (): void {

@@ -33,6 +33,8 @@ export interface TrackerStats extends RouteStats {
     failed: number
   }
   inFlightRequests: number
+  /** Requests allowed in flight now: the adaptive limit, less one per failure in a row. */
+  concurrency: number
   /** Batches sealed and waiting for a free slot or for their retry time (or, within the current tick, for their body to be built). */
   waitingBatches: number
   /** Until when sending is paused (429, Retry-After or backoff), epoch ms; 0 when not paused. */
@@ -46,7 +48,7 @@ export class RouteCounters {
   accepted = 0
   sent = 0
   bufferedItems = 0
-  readonly failedBy: Record<FailureReason, number> = { rejected: 0, retry_exhausted: 0, disabled: 0, shutdown: 0 }
+  readonly failedBy: Record<FailureReason, number> = { rejected: 0, retry_exhausted: 0, disabled: 0, shutdown: 0, unknown: 0 }
   readonly droppedBy: Record<DropReason, number> = { invalid: 0, queue_full: 0, closed: 0, disabled: 0, unconfigured: 0, error: 0 }
 
   snapshot (buckets: number): RouteStats {

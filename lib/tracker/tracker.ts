@@ -5,8 +5,10 @@ import {
 } from './capture'
 import { systemClock, type Clock } from '../shared/clock'
 import { Completion, type FlushResult } from './completion'
+import { plural } from '../shared/plural'
 import { DeliveryError, InputError, RefusedError, type CallName, type IngestDisabledError, type KoalaError } from '../shared/errors'
 import { Emitter, type EventName, type Listener } from './events'
+import { watchExit } from './exit'
 import { childLogger, createDefaultLogger, Reporter } from '../shared/logger'
 import { resolveOptions, type ResolvedOptions, type TrackerOptions } from './options'
 import { createRoutes, type Route } from './route'
@@ -19,8 +21,10 @@ export interface CloseResult {
   delivered: number
   /** Items dropped for good before the deadline (rejected, retries spent, ingest disabled). */
   failed: number
-  /** Items still undelivered at the deadline: their requests were aborted and they are lost. */
+  /** Items never sent by the deadline (or whose every attempt was refused with a retryable answer): lost. */
   abandoned: number
+  /** Items whose request was sent but not answered by the deadline: aborted, and Koala may have stored them. */
+  unknown: number
   /** Whether the deadline passed before everything was settled. */
   timedOut: boolean
 }
@@ -51,6 +55,8 @@ export class Tracker {
   #transport: Transport | undefined
   #state: State = 'open'
   #closing: Promise<CloseResult> | undefined
+  #unwatchExit: (() => void) | undefined
+  #exitReported = false
 
   constructor (options: TrackerOptions) {
     const { options: opts, warnings } = resolveOptions(options)
@@ -88,6 +94,13 @@ export class Tracker {
     })
     this.#batcher = new Batcher(opts, this.#clock, this.#budget, (b) => this.#sender.enqueue(b), (err, where) =>
       this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`))
+    this.#unwatchExit = watchExit({
+      beforeExit: () => {
+        // The process would end with items still buffered: send them, as close() does, within its deadline.
+        if (this.#state === 'open' && this.#budget.items > 0 && this.#opts.sendOnExit) void this.close()
+      },
+      exiting: (how) => this.#reportExit(how)
+    })
   }
 
   /** Records a custom event for a person. Never throws unless `strict`. */
@@ -167,6 +180,7 @@ export class Tracker {
       bufferedBytes: this.#budget.bytes,
       requests: { sent: r.sent, succeeded: r.succeeded, retried: r.retried, failed: r.failed },
       inFlightRequests: this.#sender.inFlight,
+      concurrency: this.#sender.concurrency,
       waitingBatches: this.#sender.waiting,
       pausedUntil: this.#sender.pausedUntil,
       state: this.#state,
@@ -260,6 +274,15 @@ export class Tracker {
     this.#safeOnError(error)
   }
 
+  /** Said once, when the process ends with items still held: they are lost. */
+  #reportExit (how: string): void {
+    const items = this.#budget.items
+    if (items === 0 || this.#exitReported) return
+    this.#exitReported = true
+    const hint = this.#opts.sendOnExit ? 'call close() before exiting (or use gracefulShutdown)' : 'sendOnExit is off'
+    this.#reporter.note('exit', 'error', { items, how }, `koala-tracker: the process is exiting (${how}) with ${plural(items, 'item')} undelivered; they are lost (${hint})`)
+  }
+
   #deadline (call: string, options: DeadlineOptions | undefined, fallback: number): number {
     const t = options?.timeoutMs
     if (t === undefined) return fallback
@@ -277,27 +300,30 @@ export class Tracker {
       this.#sender.stopCollecting(c)
       const r = await c.promise
       let abandoned = 0
+      let unknown = 0
       let delivered = r.delivered
       if (r.timedOut) {
-        const late = await this.#sender.abortAll()
-        abandoned = late.abandoned
-        delivered += late.delivered
-        if (abandoned > 0) {
-          const error = new DeliveryError(`close(): ${abandoned} items were still undelivered when the ${timeoutMs} ms deadline passed; ` +
-            'their requests were aborted and they are lost', { reason: 'shutdown', items: abandoned, attempts: 0 })
-          this.#reporter.note('shutdown', 'error', { items: abandoned, timeoutMs }, error.message)
+        const left = await this.#sender.abortAll()
+        ;({ abandoned, unknown } = left)
+        delivered += left.delivered
+        if (abandoned + unknown > 0) {
+          const error = new DeliveryError(`close(): the ${timeoutMs} ms deadline passed with ${plural(abandoned + unknown, 'item')} undelivered: ` +
+            `${abandoned} never sent (lost), ${unknown} sent without an answer (Koala may have them)`,
+          { reason: unknown > 0 ? 'unknown' : 'shutdown', items: abandoned + unknown, attempts: 0 })
+          this.#reporter.note('shutdown', 'error', { abandoned, unknown, timeoutMs }, error.message)
           this.#safeOnError(error)
         }
       }
       this.#sender.stop()
       this.#reporter.flushSummaries()
       await this.#releaseTransport(r.timedOut)
-      return { delivered, failed: r.failed, abandoned, timedOut: r.timedOut }
+      return { delivered, failed: r.failed, abandoned, unknown, timedOut: r.timedOut }
     } catch (err) {
       this.#reporter.note('internal', 'error', { err }, 'koala-tracker internal error in close(); please report it')
-      return { delivered: 0, failed: 0, abandoned: this.#budget.items, timedOut: false }
+      return { delivered: 0, failed: 0, abandoned: this.#budget.items, unknown: 0, timedOut: false }
     } finally {
       this.#state = 'closed'
+      this.#unwatchExit?.()
     }
   }
 

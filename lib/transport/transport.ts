@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { MAX_ERROR_BODY_CHARS } from '../shared/constants'
-import { undiciPool } from './undici-pool'
+import { undiciBuildConnector, undiciPool } from './undici-pool'
 import { USER_AGENT } from '../shared/version'
 
 export interface TransportRequest {
@@ -40,9 +40,15 @@ export interface PoolTransportOptions {
 const HEADERS = Object.freeze({ 'content-type': 'application/json', 'user-agent': USER_AGENT })
 
 /**
- * Transport over one undici Pool: keep-alive, `connections` sockets, one
- * request per socket at a time. The Pool is required on the first send, not at
- * import (see undiciPool).
+ * Transport over one undici Pool: keep-alive, up to `connections` sockets, one
+ * request per socket at a time over HTTP/1.1, or many streams on one connection
+ * where the server offers HTTP/2 (TLS with ALPN; otherwise HTTP/1.1 as before).
+ * The Pool is required on the first send, not at import (see undiciPool).
+ *
+ * Its sockets never keep the process alive, not even with a request in flight:
+ * what holds a process for the tracker is a flush() or close() someone awaits, and
+ * only until its deadline (docs/delivery.md). undici refs a socket while it has
+ * requests; the connector below makes that a no-op for the sockets it opens.
  */
 export function createPoolTransport (opts: PoolTransportOptions): Transport {
   let dispatcher: Dispatcher | undefined = opts.dispatcher
@@ -50,15 +56,21 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
   const get = (): Dispatcher => {
     if (dispatcher === undefined) {
       const Pool = undiciPool()
+      const connect = undiciBuildConnector()({ timeout: opts.requestTimeoutMs, allowH2: true })
       dispatcher = new Pool(opts.origin, {
         connections: opts.connections,
         pipelining: 1,
+        allowH2: true,
         keepAliveTimeout: opts.keepAliveTimeoutMs,
         keepAliveMaxTimeout: opts.keepAliveTimeoutMs,
         // Backstops only: the tracker's own deadline (an AbortSignal) fires first.
         headersTimeout: opts.requestTimeoutMs + 1_000,
         bodyTimeout: opts.requestTimeoutMs + 1_000,
-        connect: { timeout: opts.requestTimeoutMs }
+        connect: (options, callback) => connect(options, (err, socket) => {
+          if (err !== null || socket === null) return callback(err ?? new Error('no socket'), null)
+          holdsNoProcess(socket)
+          callback(null, socket)
+        })
       })
     }
     return dispatcher
@@ -75,6 +87,11 @@ export function createPoolTransport (opts: PoolTransportOptions): Transport {
       if (owned && dispatcher !== undefined) await dispatcher.destroy()
     }
   }
+}
+
+function holdsNoProcess (socket: { unref: () => unknown, ref: () => unknown }): void {
+  socket.unref()
+  socket.ref = () => socket
 }
 
 const is2xx = (status: number): boolean => status >= 200 && status < 300

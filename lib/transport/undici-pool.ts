@@ -1,8 +1,9 @@
-import type { Pool } from 'undici'
+import type { buildConnector as BuildConnector, Pool } from 'undici'
 
 type PoolClass = typeof Pool
 
 let loaded: PoolClass | undefined
+let connector: typeof BuildConnector | undefined
 
 /**
  * undici's Pool class, required on first use. Its own module loads 22 of
@@ -23,4 +24,18 @@ export function undiciPool (): PoolClass {
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (loaded = (require('undici') as typeof import('undici')).Pool)
+}
+
+/** undici's buildConnector, loaded the same way (its own module, else the package). */
+export function undiciBuildConnector (): typeof BuildConnector {
+  if (connector !== undefined) return connector
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const build = require('undici/lib/core/connect') as unknown
+    if (typeof build === 'function') return (connector = build as typeof BuildConnector)
+  } catch {
+    // Moved or hidden by an exports map: the public entry point below.
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (connector = (require('undici') as typeof import('undici')).buildConnector)
 }
