@@ -73,3 +73,43 @@ test('an app with its own SIGTERM listener hears the signal the hook raises agai
   expect({ code, signal, stderr }).toEqual({ code: 7, signal: null, stderr: '' })
   expect(stdout.split('\n').filter(l => l.startsWith('app heard'))).toEqual(['app heard SIGTERM 1', 'app heard SIGTERM 2'])
 })
+
+test('a new visitor per request and a Koala 40 ms away: SIGTERM after 3,000 answered requests, and every event is delivered within the default close deadline', async () => {
+  // One person per request means one Koala request per event: at 40 ms each, a fixed 10 in flight
+  // delivered ~250 people a second and lost most of these at the deadline.
+  collector = await startCollector({ latencyMs: 40, keepBodies: false })
+  const child = startNode([join(FIXTURES, 'express-load.cjs')], {
+    env: { EXPRESS_MODULE: 'express', KOALA_PUBLIC_KEY: 'pk_test', KOALA_BASE_URL: collector.url }
+  })
+  await child.waitForOutput('listening ')
+  const port = Number(/listening (\d+)/.exec(child.output())?.[1])
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 32 })
+  const answered = new Set<number>()
+  let next = 0
+  let signalled = false
+  const worker = async (): Promise<void> => {
+    while (!signalled) {
+      const n = next++
+      try {
+        // No cookie: the middleware mints a new ko_id, a new person.
+        const r = await pool.request({ path: `/load/${n}`, method: 'POST' })
+        await r.body.text()
+        if (r.statusCode === 200) answered.add(n)
+      } catch {
+        break // the server stopped taking connections
+      }
+      if (!signalled && answered.size >= 3_000) {
+        signalled = true
+        child.process.kill('SIGTERM')
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: 32 }, worker))
+  const { code, signal, stderr } = await child.exited
+  await pool.destroy()
+  expect({ code, signal, stderr }).toEqual({ code: null, signal: 'SIGTERM', stderr: '' })
+  const delivered = new Set(collector.messageIds().keys())
+  expect([...answered].filter(n => !delivered.has(`load-${n}`))).toEqual([])
+  expect(collector.stats()).toMatchObject({ duplicates: 0 })
+  expect(collector.stats().profiles.people).toBeGreaterThanOrEqual(3_000)
+}, 30_000)

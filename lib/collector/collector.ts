@@ -52,6 +52,8 @@ export interface CollectorOptions {
   keepBodies?: boolean
   /** Largest body accepted, in bytes. Default 5 MiB. */
   maxBodyBytes?: number
+  /** Handle every request this long after its body arrived, as a distant Koala would answer. Default 0. */
+  latencyMs?: number
   /** Called for every request before it is handled; return a Fault to misbehave. */
   fault?: (req: CollectorRequest) => Fault | undefined
   /** The fake deletion API: which secret key it accepts, and when a request completes. */
@@ -108,6 +110,7 @@ const ROUTE = /^\/web\/projects\/([^/]+)\/(batch|accounts\/batch)\/?$/
 
 export async function startCollector (options: CollectorOptions = {}): Promise<Collector> {
   const keepBodies = options.keepBodies ?? true
+  const latencyMs = options.latencyMs ?? 0
   const maxBodyBytes = options.maxBodyBytes ?? 5 * 1024 * 1024
   const projects = options.projects === undefined ? undefined : new Set(options.projects)
   const emitter = new EventEmitter()
@@ -247,8 +250,12 @@ export async function startCollector (options: CollectorOptions = {}): Promise<C
       else chunks.push(chunk)
     })
     req.on('end', () => {
-      const [info, outcome] = handle(req, res, Buffer.concat(chunks).toString('utf8'), tooLarge)
-      emitter.emit('request', info, outcome)
+      const respond = (): void => {
+        const [info, outcome] = handle(req, res, Buffer.concat(chunks).toString('utf8'), tooLarge)
+        emitter.emit('request', info, outcome)
+      }
+      if (latencyMs > 0) setTimeout(respond, latencyMs)
+      else respond()
     })
     req.on('error', () => {})
   })
