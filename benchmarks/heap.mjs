@@ -1,5 +1,7 @@
-// Heap held, measured the same way for the tracker (producer.mjs) and the peers (peer-producer.mjs).
+// Heap held, measured the same way for the tracker (producer.mjs) and the peers (peer-producer.mjs),
+// and the same starting state for every measured process.
 import { readFileSync, writeFileSync } from 'node:fs'
+import { buildBodies } from './scenarios.mjs'
 
 /**
  * Starts the peak RSS over from the RSS now (Linux: /proc/self/clear_refs), so
@@ -30,7 +32,7 @@ export async function closedPort () {
 }
 
 /**
- * What a client holds on the JS heap and in ArrayBuffers (the tracker keeps request bodies as bytes),
+ * What a client holds on the JS heap and in ArrayBuffers (a client may keep request bodies as bytes),
  * once full GCs stop shrinking it: sweeping goes on after gc() returns.
  */
 export async function settledHeap () {
@@ -59,4 +61,22 @@ export async function heapPerItem (n, setUp, add) {
   for (let i = 1; i <= n; i++) add(client, i)
   const h1 = await settledHeap()
   return { bytesPerItem: (h1 - h0) / n, client }
+}
+
+/**
+ * Every variant starts its clock after the same work. The floor has to build
+ * its bodies before its clock starts, which grows its young generation to
+ * full size; growing it later, inside the measurement, costs a page fault per
+ * 4 KB touched. So the tracker's and the peers' processes build the same bodies
+ * too, drop them (keep: false), and every variant runs a full GC before its
+ * clock starts. The floor keeps its bodies (keep: true) and sends them.
+ * The peak RSS starts over here: it is the measured span's.
+ */
+export function sameStart (p, { keep }) {
+  if (typeof globalThis.gc !== 'function') throw new Error('run this benchmark with node --expose-gc')
+  let bodies = buildBodies(p)
+  if (!keep) bodies = undefined
+  globalThis.gc()
+  resetPeakRss()
+  return bodies
 }

@@ -7,8 +7,7 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { sameStart } from './bodies.mjs'
-import { closedPort, heapPerItem, peakRssBytes } from './heap.mjs'
+import { closedPort, heapPerItem, peakRssBytes, sameStart } from './heap.mjs'
 import { plan, TRACK } from './scenarios.mjs'
 
 const [sdk, scenario, port, kind, extra = '{}'] = process.argv.slice(2)

@@ -12,7 +12,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const dir = join(here, '.peers')
 export const PEERS = { segment: '@segment/analytics-node@3.1.0', posthog: 'posthog-node@5.70.0' }
 
-function install () {
+export function install () {
   if (existsSync(join(dir, 'node_modules', '@segment', 'analytics-node')) && existsSync(join(dir, 'node_modules', 'posthog-node'))) return
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), '{ "private": true }\n')

@@ -1,28 +1,30 @@
 // One measurement in a fresh process. Prints one JSON line on stdout.
 //   node --expose-gc producer.mjs <mode> <scenario> <port> [tight]
 // mode: tracker (the tracker with default options), pool (raw undici Pool,
-// pre-built bodies: the floor), heap (heap held per buffered item), setup (only
-// the work before every clock, for benchmarks/instructions.mjs).
+// pre-built bodies: the floor), heap (heap held per buffered item), soak (soak.mjs).
+// The build measured is KOALA_DIST (a dist directory; default this repository's),
+// loaded through its package.json as an installed package would be (load-build.mjs).
 import crypto from 'node:crypto'
-import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { createRequire } from 'node:module'
 import { PerformanceObserver, performance } from 'node:perf_hooks'
-import { SCENARIOS, call, plan } from './scenarios.mjs'
-import { itemJson, sameStart } from './bodies.mjs'
-import { closedPort, heapPerItem, peakRssBytes } from './heap.mjs'
+import { SCENARIOS, call, itemJson, plan } from './scenarios.mjs'
+import { closedPort, heapPerItem, peakRssBytes, sameStart } from './heap.mjs'
+import { loadBuild } from './load-build.mjs'
 
-const require = createRequire(import.meta.url)
 const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
 const baseUrl = `http://127.0.0.1:${port}`
 const publicKey = 'pk_bench'
 /** As a server yields between requests. */
 const YIELD_EVERY = 1_000
-/** The tracker's default Pool size, read from DEFAULTS so the floor uses the same connections. */
-// KOALA_DIST: another build to measure (e.g. the previous commit's), for before/after ratios.
-const dist = process.env.KOALA_DIST ?? new URL('../dist', import.meta.url).pathname
-const { DEFAULTS, createTracker } = require(`${dist}/cjs/lib/index.js`)
-const { USER_AGENT } = require(`${dist}/cjs/lib/version.js`)
+const build = loadBuild()
+const { DEFAULTS, VERSION, createTracker } = build.tracker()
+const require = build.require
+/**
+ * The floor's connections. Not DEFAULTS.maxConcurrentRequests: that is now the ceiling of an adaptive
+ * limit that starts at 10 (and on loopback stays near it), not the connections in use.
+ */
+const FLOOR_CONNECTIONS = Number(process.env.FLOOR_CONNECTIONS ?? 10)
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 // The peak RSS since sameStart() (see there), or over the process's life where nothing reset it.
@@ -70,12 +72,9 @@ function overlapMs (windows, pauses) {
 /**
  * PROFILE_TO=file (benchmarks/profile.mjs): a CPU profile of the measured span
  * only, from the clock's start to close(), without the setup before it.
- * PERF_CTL and PERF_ACK (benchmarks/window-profile.mjs): the FIFOs of a `perf record --control`
- * started disabled, enabled over the same span.
  */
 async function profiler () {
   const file = process.env.PROFILE_TO
-  if (process.env.PERF_CTL !== undefined) return perfWindow(process.env.PERF_CTL, process.env.PERF_ACK)
   if (file === undefined) return async () => {}
   const session = new Session()
   session.connect()
@@ -86,23 +85,6 @@ async function profiler () {
     const { profile } = await session.post('Profiler.stop')
     writeFileSync(file, JSON.stringify(profile))
     session.disconnect()
-  }
-}
-
-/** Tells perf to record, and then to stop: each command is acknowledged before the clock starts or stops. */
-function perfWindow (ctl, ack) {
-  // Both ends open before the first command: an acknowledgement written to a FIFO with no reader is lost to perf.
-  const out = openSync(ctl, 'w')
-  const back = openSync(ack, 'r')
-  const say = (command) => {
-    writeSync(out, command + '\n')
-    readSync(back, Buffer.alloc(8))
-  }
-  say('enable')
-  return async () => {
-    say('disable')
-    closeSync(out)
-    closeSync(back)
   }
 }
 
@@ -131,6 +113,7 @@ async function runTracker () {
   let callNs = 0n
   let callWaitNs = 0
   let peakBuffered = 0
+  let peakInFlight = 0
   for (let start = 0; start < p.calls; start += YIELD_EVERY) {
     const end = Math.min(start + YIELD_EVERY, p.calls)
     const w0 = waited()
@@ -141,13 +124,16 @@ async function runTracker () {
     windows.push([p0, performance.now()])
     callWaitNs += waited() - w0
     if (loop === 'yield') {
-      peakBuffered = Math.max(peakBuffered, tracker.stats().bufferedItems)
+      // Sampled once per 1,000 calls: how far the adaptive limit went, roughly.
+      const s = tracker.stats()
+      peakBuffered = Math.max(peakBuffered, s.bufferedItems)
+      peakInFlight = Math.max(peakInFlight, s.inFlightRequests)
       await tick()
     }
   }
   const callsDoneNs = process.hrtime.bigint() - t0
   waited.close()
-  // What left while the calls were made: the rest waits for the sink after them (docs/benchmarks.md, tenth round).
+  // What left while the calls were made: the rest waits for the sink after them.
   const sentDuringCalls = tracker.stats().sent
   const closed = await tracker.close({ timeoutMs: 300_000 })
   const wallNs = process.hrtime.bigint() - t0
@@ -176,6 +162,7 @@ async function runTracker () {
     requests: s.requests.sent,
     retried: s.requests.retried,
     peakBuffered,
+    peakInFlight: loop === 'yield' ? peakInFlight : undefined,
     closed,
     pageFaults
   })
@@ -186,8 +173,8 @@ async function runPool () {
   const p = plan(scenario)
   const bodies = sameStart(p, { keep: true })
   const path = `/web/projects/${publicKey}/batch`
-  const headers = { 'content-type': 'application/json', 'user-agent': USER_AGENT }
-  const connections = JSON.parse(process.env.BENCH_OPTS ?? '{}').maxConcurrentRequests ?? DEFAULTS.maxConcurrentRequests
+  const headers = { 'content-type': 'application/json', 'user-agent': `koala-tracker/${VERSION}` }
+  const connections = FLOOR_CONNECTIONS
   const stopProfile = await profiler()
   const f0 = faults()
   const t0 = process.hrtime.bigint()
@@ -297,13 +284,6 @@ async function runSoak () {
   out({ calls: total, minutes, rate, sampleMs: SOAK_SAMPLE_MS, samples, closed, delivered: s.sent, dropped: s.dropped, failed: s.failed, cpuMicros: (({ user, system }) => user + system)(process.cpuUsage(cpu0)) })
 }
 
-/** Only what every measuring mode does before its clock: benchmarks/instructions.mjs subtracts it. */
-async function runSetup () {
-  const p = plan(scenario)
-  sameStart(p, { keep: false })
-  out({ calls: p.calls })
-}
-
-const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak, setup: runSetup }[mode]
+const run = { tracker: runTracker, pool: runPool, heap: runHeap, soak: runSoak }[mode]
 if (run === undefined) throw new Error(`unknown mode ${mode}`)
 await run()

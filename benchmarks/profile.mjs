@@ -2,10 +2,11 @@
 // span (producer.mjs with PROFILE_TO, against the sink in its own process, as
 // `npm run bench` runs it), drawn as a flame graph, with a table on stdout.
 //   node benchmarks/profile.mjs [S1|S2|S3] [tracker|pool] [directory]
-// Writes <directory>/<scenario>-<variant>.svg (docs/profiles by default). The
-// profiler costs a little CPU of its own: read the shares, not the milliseconds.
+// Writes <directory>/<scenario>-<variant>.svg (default: a directory under the system's tmp) and
+// the .cpuprofile beside it (for Chrome's DevTools). KOALA_DIST picks the build, as for producer.mjs.
+// The profiler costs a little CPU of its own: read the shares, not the milliseconds.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,13 +15,13 @@ import { SCENARIOS } from './scenarios.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const [scenario = 'S1', mode = 'tracker', outDir = join(here, '..', 'docs', 'profiles')] = process.argv.slice(2)
+const [scenario = 'S1', mode = 'tracker', outDir = join(tmpdir(), 'koala-profiles')] = process.argv.slice(2)
 if (SCENARIOS[scenario] === undefined || !['tracker', 'pool'].includes(mode)) {
   throw new Error('usage: node benchmarks/profile.mjs [S1|S2|S3] [tracker|pool] [directory]')
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'koala-profile-'))
-const file = join(dir, 'measured.cpuprofile')
+mkdirSync(outDir, { recursive: true })
+const file = join(outDir, `${scenario}-${mode}.cpuprofile`)
 const sink = await startSink()
 let received
 try {
@@ -35,12 +36,10 @@ if (!exactlyOnce(received, SCENARIOS[scenario].calls)) {
   throw new Error(`the sink did not receive every item exactly once: ${JSON.stringify(received)}`)
 }
 const profile = JSON.parse(readFileSync(file, 'utf8'))
-rmSync(dir, { recursive: true, force: true })
 
 const variant = mode === 'pool' ? 'raw Pool (floor)' : 'tracker, yields every 1,000 calls'
 const tree = callTree(profile)
 const s = summary(tree)
-mkdirSync(outDir, { recursive: true })
 const out = join(outDir, `${scenario}-${mode}.svg`)
 writeFileSync(out, renderFlame(tree, `${scenario} (${SCENARIOS[scenario].title}), ${variant}: main thread, from the clock's start to close()`))
 
@@ -50,4 +49,4 @@ process.stdout.write(`${scenario}, ${variant}: ${ms(s.busyUs).trim()} ms busy on
 for (const c of s.categories) process.stdout.write(`${ms(c.us)} ms ${pct(c.share)}  ${c.name}\n`)
 process.stdout.write('\nmost self time:\n')
 for (const f of s.top) process.stdout.write(`${ms(f.selfUs)} ms ${pct(f.share)}  ${f.name}  [${f.category}]\n`)
-process.stdout.write(`\nflame graph: ${out}\n`)
+process.stdout.write(`\nflame graph: ${out}\nprofile: ${file}\n`)

@@ -1,129 +1,95 @@
 // `npm run bench`: every measurement in a fresh process, against a sink in its
 // own process on 127.0.0.1, with the raw undici Pool measured in the same run
-// as the floor. Writes benchmarks/results/latest.json, the results section of
-// docs/benchmarks.md and docs/benchmarks.svg.
+// as the floor. Writes benchmarks/results/*.json and prints markdown tables on stdout.
 //
-//   npm run bench                      the default run (3 repeats)
+//   npm run bench                      S1–S3 against the floor, heap per buffered item, cold start (3 repeats)
 //   npm run bench -- --repeat 5        more repeats (medians are reported)
-//   npm run bench -- --scenarios S1    some scenarios only (docs are not rewritten; results in results/partial.json)
-//   npm run bench -- --soak [minutes]  only the soak (default 10 minutes)
-//   npm run bench -- --render          rewrite the docs from benchmarks/results/latest.json (no measuring)
+//   npm run bench -- --scenarios S1    some scenarios only (results in results/partial.json)
+//   npm run bench -- --dist PATH       the build to measure (a dist directory with its package.json one level up; default ./dist)
+//   npm run bench -- --compare PATH    also that build's tracker, interleaved (before/after ratios; results/compare.json)
 //   npm run bench -- --peers           also Segment's and PostHog's SDKs (installs them into benchmarks/.peers)
-//   npm run bench -- --compare /path/to/other/dist   also that build's tracker, interleaved (before/after ratios; docs are not rewritten)
-//   BENCH_SCALE=0.01 node benchmarks/run.mjs --smoke   every scenario and variant once, scaled down; no cold start
-//                                      repeats, no micro-benchmarks, nothing written (the tests run this)
+//   npm run bench -- --soak [minutes]  only the soak (default 10 minutes)
+//   npm run bench -- --steady          only the steady load and the backlog flush (steady.mjs: its options there)
+//   npm run bench -- --app             only the Express app benchmark (app.mjs: its options there)
+//   npm run bench -- --delivery        only the delivery benchmarks: faults, outage, latency (delivery.mjs: its options there)
+//   npm run bench -- --render          print the tables of results/latest.json again (no measuring)
+//   npm run bench:smoke                everything above but peers and soak, scaled down, once: fails on any loss,
+//                                      duplicate or crash, writes nothing (node benchmarks/run.mjs --smoke;
+//                                      with --steady, --app or --delivery, only those, scaled down)
+// --steady, --app and --delivery take --dist and --compare too.
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { SCENARIOS } from './scenarios.mjs'
-import { renderChart, renderTable, resultsFile } from './report.mjs'
+import { DEFAULT_DIST } from './load-build.mjs'
+import { clean, renderTable, resultsFile } from './report.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
+import { log, machine, median, parseArgs } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const root = join(here, '..')
 const args = process.argv.slice(2)
-const flag = (name) => args.includes(name)
-const value = (name, fallback) => {
-  const i = args.indexOf(name)
-  return i !== -1 && args[i + 1] !== undefined && !args[i + 1].startsWith('--') ? args[i + 1] : fallback
-}
+const { flag, value } = parseArgs(args)
 const smoke = flag('--smoke')
-if (smoke && process.env.BENCH_SCALE === undefined) throw new Error('--smoke: set BENCH_SCALE (0.01, say) to scale the scenarios down')
-// Scaled-down figures must never reach the docs or the results files.
+// Scaled-down figures must never reach the results files.
 if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
+// Read by scenarios.mjs when it loads (below), here and in every producer process.
+if (smoke) process.env.BENCH_SCALE ??= '0.01'
+const { SCENARIOS } = await import('./scenarios.mjs')
 const repeat = smoke ? 1 : Number(value('--repeat', 3))
 const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
-const compare = value('--compare', undefined)
-const writeDocs = !smoke && !flag('--no-docs') && only === undefined && compare === undefined
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
-const log = (...a) => process.stderr.write(a.join(' ') + '\n')
+const dist = resolve(value('--dist', DEFAULT_DIST))
+const compare = value('--compare', undefined) && resolve(value('--compare'))
+const modes = ['--steady', '--app', '--delivery'].filter(flag)
 
 /** Runs one producer process and checks what the sink received. */
-async function measure (sink, mode, scenario, loop = 'yield', env = {}) {
+async function measure (sink, mode, scenario, loop = 'yield', build = dist) {
   const expected = SCENARIOS[scenario].calls
   await sink.reset(expected)
   const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), mode, scenario, String(sink.port), loop],
-    { encoding: 'utf8', env: envOf(env), maxBuffer: 1 << 24 })
+    { encoding: 'utf8', env: { ...process.env, KOALA_DIST: build }, maxBuffer: 1 << 24 })
   const r = JSON.parse(out.trim().split('\n').pop())
   if (mode === 'heap') return r
   const s = await sink.report()
-  r.sink = s
   r.exactlyOnce = exactlyOnce(s, expected)
   // Per delivered item: a run that lost items must not look cheaper for it.
   r.itemsPerSec = s.items / (r.wallMs / 1000)
   r.cpuPerItemUs = r.cpuMicros / s.items
-  // System time: mostly the kernel's loopback TCP, for the sink's side of each request too.
-  r.systemPerItemUs = r.cpuSystemMicros / s.items
   r.requestsMade = s.requests
-  // The sink's CPU over the run: on two cores it shares the machine with the producer (see report.mjs, predictedShare).
-  r.sinkCpuPerItemUs = s.cpuMicros === undefined ? undefined : s.cpuMicros / s.items
-  r.faultsPerKItem = r.pageFaults === undefined ? undefined : r.pageFaults / s.items * 1000
-  log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
-    `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call` +
-      ` (waiting for a core ${(r.callWaitNs / 1000).toFixed(2)}, GC ${(r.callGcNs / 1000).toFixed(2)})` +
-      `, calls done at ${r.callsDoneMs.toFixed(0)} of ${r.wallMs.toFixed(0)} ms with ${r.sentDuringCalls} items delivered` : ''}, ` +
-    `${s.requests} requests, ${r.exactlyOnce ? 'every item exactly once' : `LOSS/DUPLICATES: ${JSON.stringify(s)} dropped=${r.dropped}`}`)
+  log(`  ${scenario} ${mode}${mode === 'tracker' ? `/${loop}${build === dist ? '' : ' (other build)'}` : ''}: ${Math.round(r.itemsPerSec)} items/s, ` +
+    `${r.cpuPerItemUs.toFixed(2)} µs CPU/item${r.callNs !== undefined ? `, ${(r.callNs / 1000).toFixed(2)} µs/call, peak in flight ${r.peakInFlight}` : ''}, ` +
+    `${s.requests} requests, ${r.exactlyOnce && !r.dropped && !r.failed ? 'every item exactly once' : `LOSS/DUPLICATES: ${JSON.stringify(s)} dropped=${r.dropped} failed=${r.failed}`}`)
   return r
 }
 
 function summarise (runs) {
-  const pick = (k) => median(runs.map((r) => r[k]))
+  const pick = (k) => runs[0][k] === undefined ? undefined : median(runs.map((r) => r[k]))
   return {
     runs: runs.length,
     itemsPerSec: pick('itemsPerSec'),
     cpuPerItemUs: pick('cpuPerItemUs'),
-    systemPerItemUs: pick('systemPerItemUs'),
-    sinkCpuPerItemUs: runs[0].sinkCpuPerItemUs === undefined ? undefined : pick('sinkCpuPerItemUs'),
     callUs: runs[0].callNs === undefined ? undefined : pick('callNs') / 1000,
-    callWaitUs: runs[0].callWaitNs === undefined ? undefined : pick('callWaitNs') / 1000,
-    callGcUs: runs[0].callGcNs === undefined ? undefined : pick('callGcNs') / 1000,
     requests: pick('requestsMade'),
     peakRssMB: pick('maxRssBytes') / 2 ** 20,
-    faultsPerKItem: runs[0].faultsPerKItem === undefined ? undefined : pick('faultsPerKItem'),
-    peakBuffered: runs[0].peakBuffered === undefined ? undefined : Math.max(...runs.map((r) => r.peakBuffered)),
-    // The tracker's runs: how long the calls took, and the share of the items the sink had by then.
-    callsDoneShare: runs[0].callsDoneMs === undefined ? undefined : median(runs.map((r) => r.callsDoneMs / r.wallMs)),
-    sentDuringCallsShare: runs[0].sentDuringCalls === undefined ? undefined : median(runs.map((r) => r.sentDuringCalls / r.calls)),
+    peakInFlight: runs[0].peakInFlight === undefined ? undefined : Math.max(...runs.map((r) => r.peakInFlight)),
+    cpuPerItemUsEach: runs.map((r) => +r.cpuPerItemUs.toFixed(2)),
     exactlyOnce: runs.every((r) => r.exactlyOnce),
     dropped: runs.reduce((n, r) => n + (r.dropped ?? 0), 0),
     failed: runs.reduce((n, r) => n + (r.failed ?? 0), 0)
   }
 }
 
-/**
- * The environment of a measured process. A build outside this repository (--compare)
- * resolves the packages it loads lazily (undici, lru-cache) from ours, as it would from its own.
- */
-function envOf (env) {
-  const all = { ...process.env, ...env }
-  if (env.KOALA_DIST !== undefined) all.NODE_PATH = [join(here, '..', 'node_modules'), process.env.NODE_PATH].filter(Boolean).join(':')
-  return all
+function node (file, argv = [], build = dist) {
+  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8', env: { ...process.env, KOALA_DIST: build } }).trim().split('\n').pop())
 }
 
-function node (file, argv = [], env = {}) {
-  return JSON.parse(execFileSync(process.execPath, [join(here, file), ...argv], { encoding: 'utf8', env: envOf(env) }).trim().split('\n').pop())
-}
-
-async function coldStart (n = 15, env = {}) {
-  const runs = { tracker: [], eager: [], import: [], noCodeCache: [] }
+async function coldStart (n, build) {
+  const runs = { tracker: [], eager: [], import: [] }
   for (let i = 0; i < n; i++) {
-    for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], env))
-    runs.import.push(node('cold.mjs', [], env))
-    // Reference: the same build with its code cache turned off (scripts/bundle-core.cjs).
-    runs.noCodeCache.push(node('cold.cjs', ['tracker'], { ...env, KOALA_TRACKER_CODE_CACHE: 'off' }))
+    for (const mode of ['tracker', 'eager']) runs[mode].push(node('cold.cjs', [mode], build))
+    runs.import.push(node('cold.mjs', [], build))
   }
-  // Every measured process must have compiled _core.js the same way, and say which.
-  const codeCache = [...new Set([...runs.tracker, ...runs.import].map((r) => r.codeCache))]
-  if (codeCache.length !== 1) throw new Error(`cold start: _core.js was compiled in different ways: ${codeCache.join(', ')}`)
   const med = (mode, k) => median(runs[mode].map((r) => r[k]))
-  const trivial = Array.from({ length: n }, () => node('cold.cjs', ['trivial']))
   return {
     runs: n,
     totalMs: med('tracker', 'totalMs'),
@@ -133,59 +99,19 @@ async function coldStart (n = 15, env = {}) {
     // What the lazy loading moved to the first send: the event loop blocked from flush() to the next turn.
     firstSendMs: med('tracker', 'firstSendMs'),
     modules: runs.tracker[0].modules,
-    codeCache: codeCache[0],
-    noCodeCacheTotalMs: med('noCodeCache', 'totalMs'),
     importTotalMs: med('import', 'totalMs'),
-    importMs: med('import', 'importMs'),
-    eagerDepsMs: med('eager', 'depsMs'),
-    trivialModules: trivial[0].modules,
-    trivialModulesMs: median(trivial.map((r) => r.totalMs))
+    eagerDepsMs: med('eager', 'depsMs')
   }
 }
 
-function machine () {
-  const model = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model
-  return { cpu: model, cores: cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadAvg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') }
-}
-
-/** Rewrites the results section and the chart from benchmarks/results/latest.json (after a change to report.mjs). */
-function writeResults (results) {
-  // The soak runs on its own (--soak); its latest result is the soak row of the targets.
-  const soakFile = join(here, 'results', 'soak.json')
-  const soak = existsSync(soakFile) ? JSON.parse(readFileSync(soakFile, 'utf8')) : undefined
-  const table = renderTable({ ...results, soak })
-  const doc = join(root, 'docs', 'benchmarks.md')
-  const text = readFileSync(doc, 'utf8')
-  const start = '<!-- results:start -->'
-  const end = '<!-- results:end -->'
-  const a = text.indexOf(start)
-  const b = text.indexOf(end)
-  if (a === -1 || b === -1) throw new Error('docs/benchmarks.md has no results markers')
-  writeFileSync(doc, text.slice(0, a + start.length) + '\n' + table + '\n' + text.slice(b))
-  writeFileSync(join(root, 'docs', 'benchmarks.svg'), renderChart(results))
-  return table
-}
-
-async function main () {
-  if (flag('--render')) {
-    process.stdout.write(writeResults(JSON.parse(readFileSync(join(here, 'results', 'latest.json'), 'utf8'))) + '\n')
-    const { renderSoak } = await import('./soak.mjs')
-    process.stdout.write(renderSoak(JSON.parse(readFileSync(join(here, 'results', 'soak.json'), 'utf8'))) + '\n')
-    return
-  }
-  if (flag('--soak')) {
-    const { soak } = await import('./soak.mjs')
-    await soak(Number(value('--soak', 10)))
-    return
-  }
-  const started = new Date()
+/** S1–S3: the floor and the tracker interleaved, then the heap held per item. */
+async function scenarioRuns () {
+  const results = {}
   const sink = await startSink()
-  const results = { date: started.toISOString(), machine: machine(), repeat, scenarios: {} }
-  log(`koala-tracker benchmark: ${results.machine.cores} cores, ${results.machine.cpu}, node ${results.machine.node}, load ${results.machine.loadAvg}`)
   try {
     log('warming the sink up (one run of the floor, not measured)')
-    // One unmeasured run first: a fresh sink process compiles its code during its first run,
-    // which made the first measured run of every benchmark ~20% slower than the others.
+    // A fresh sink process compiles its code during its first run, which made the
+    // first measured run of every benchmark ~20% slower than the others.
     await measure(sink, 'pool', scenarios[0])
     for (const name of scenarios) {
       log(`${name}: ${SCENARIOS[name].title}`)
@@ -195,57 +121,89 @@ async function main () {
         runs.pool.push(await measure(sink, 'pool', name))
         runs.yield.push(await measure(sink, 'tracker', name, 'yield'))
         runs.tight.push(await measure(sink, 'tracker', name, 'tight'))
-        // The other build runs with this build's buffer cap, so that both hold every call.
-        if (compare !== undefined) runs.other.push(await measure(sink, 'tracker', name, 'yield', { KOALA_DIST: compare, BENCH_OPTS: '{"maxBufferedItems":200000}' }))
+        if (compare !== undefined) runs.other.push(await measure(sink, 'tracker', name, 'yield', compare))
       }
-      const heap = await measure(sink, 'heap', name)
-      // Every call of the heap run must be held (the warm-up call included): nothing sent, nothing dropped.
-      if (heap.buffered !== heap.items + 1 || heap.sent !== 0 || heap.dropped !== 0) throw new Error(`${name} heap run: ${JSON.stringify(heap)}`)
-      log(`  ${name} heap: ${heap.bytesPerItem.toFixed(0)} bytes per buffered item (the items as JSON strings: ${heap.jsonBytesPerItem.toFixed(0)})`)
-      results.scenarios[name] = {
+      const x = results[name] = {
         title: SCENARIOS[name].title,
         calls: SCENARIOS[name].calls,
         pool: summarise(runs.pool),
         tracker: summarise(runs.yield),
         tight: summarise(runs.tight),
-        heap
+        heap: await heapRun(sink, name, dist)
       }
       if (compare !== undefined) {
-        results.scenarios[name].other = summarise(runs.other)
-        results.scenarios[name].otherHeap = await measure(sink, 'heap', name, 'yield', { KOALA_DIST: compare })
+        x.other = summarise(runs.other)
+        x.otherHeap = await heapRun(sink, name, compare)
       }
     }
   } finally {
     sink.stop()
   }
-  log('cold start')
-  results.coldStart = await coldStart(smoke ? 1 : 15)
-  if (compare !== undefined) results.otherColdStart = await coldStart(15, { KOALA_DIST: compare })
-  log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call with require (${results.coldStart.modules} modules), ${results.coldStart.importTotalMs.toFixed(1)} ms with import`)
-  if (!smoke) {
-    log('micro-benchmarks')
-    results.micro = node('micro.cjs').micro
-    for (const m of results.micro) log(`  ${m.name}: ${m.ns.toFixed(0)} ns (${m.ratio.toFixed(2)}× JSON.stringify)`)
+  return results
+}
+
+async function heapRun (sink, name, build) {
+  const heap = await measure(sink, 'heap', name, 'yield', build)
+  // Every call of the heap run must be held (the warm-up call included): nothing sent, nothing dropped.
+  if (heap.buffered !== heap.items + 1 || heap.sent !== 0 || heap.dropped !== 0) throw new Error(`${name} heap run: ${JSON.stringify(heap)}`)
+  log(`  ${name} heap${build === dist ? '' : ' (other build)'}: ${heap.bytesPerItem.toFixed(0)} bytes per buffered item (the items as JSON strings: ${heap.jsonBytesPerItem.toFixed(0)})`)
+  return heap
+}
+
+async function main () {
+  if (flag('--render')) {
+    const latest = JSON.parse(readFileSync(join(here, 'results', 'latest.json'), 'utf8'))
+    const soakFile = join(here, 'results', 'soak.json')
+    const soak = existsSync(soakFile) ? JSON.parse(readFileSync(soakFile, 'utf8')) : undefined
+    process.stdout.write(renderTable({ ...latest, soak }) + '\n')
+    if (soak !== undefined) process.stdout.write('\n' + (await import('./soak.mjs')).renderSoak(soak) + '\n')
+    return
   }
+  if (flag('--soak')) {
+    await (await import('./soak.mjs')).soak(Number(value('--soak', 10)), undefined, { KOALA_DIST: dist })
+    return
+  }
+  // The smoke covers every part; otherwise --steady, --app or --delivery run those alone.
+  if (modes.length > 0 || smoke) {
+    const all = modes.length === 0
+    const parts = { '--steady': './steady.mjs', '--app': './app.mjs', '--delivery': './delivery.mjs' }
+    if (all) await scenariosAndColdStart()
+    for (const [name, file] of Object.entries(parts)) {
+      if (all || flag(name)) await (await import(file)).main(args)
+    }
+    if (smoke) log('smoke: every benchmark ran, nothing lost or duplicated')
+    return
+  }
+  await scenariosAndColdStart()
+}
+
+async function scenariosAndColdStart () {
+  const results = { date: new Date().toISOString(), machine: machine(), dist, compare, repeat }
+  log(`koala-tracker benchmark of ${dist}: ${results.machine.cores} cores, ${results.machine.cpu}, node ${results.machine.node}, load ${results.machine.loadAvg}`)
+  results.scenarios = await scenarioRuns()
+  log('cold start')
+  results.coldStart = await coldStart(smoke ? 1 : 15, dist)
+  if (compare !== undefined) results.otherColdStart = await coldStart(15, compare)
+  log(`  ${results.coldStart.totalMs.toFixed(1)} ms to the first accepted call with require (${results.coldStart.modules} modules), ${results.coldStart.importTotalMs.toFixed(1)} ms with import`)
   if (flag('--peers') && !smoke) {
     const { peers } = await import('./peers.mjs')
-    results.peers = await peers()
+    // The peers are measured on the track-only scenarios, and compared with the tracker's figures of this run.
+    results.peers = await peers(scenarios.filter((n) => n !== 'S3'))
   }
-
+  process.stdout.write(renderTable(results) + '\n')
+  const dirty = Object.entries(results.scenarios).filter(([, s]) => !clean(s.tracker) || !clean(s.tight) || (s.other !== undefined && !clean(s.other)))
+  if (dirty.length > 0) {
+    process.exitCode = 1
+    log(`LOSS, DUPLICATES OR REFUSALS in ${dirty.map(([n]) => n).join(', ')}`)
+  }
   if (smoke) {
-    process.stdout.write(renderTable(results) + '\n')
+    if (dirty.length > 0) throw new Error('smoke: the scenarios lost or duplicated items')
     return
   }
   mkdirSync(join(here, 'results'), { recursive: true })
-  const file = resultsFile({ compare, writeDocs })
+  const file = resultsFile({ compare, partial: only !== undefined })
   writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
-  process.stdout.write(renderTable(results) + '\n')
-  if (writeDocs) {
-    writeResults(results)
-    log('wrote docs/benchmarks.md (results section), docs/benchmarks.svg, benchmarks/results/latest.json')
-  } else {
-    log(`wrote benchmarks/results/${file}`)
-  }
+  log(`wrote benchmarks/results/${file}`)
 }
 
 await main()

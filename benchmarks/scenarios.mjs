@@ -1,11 +1,12 @@
-// The three scenarios and the calls they make. Every call is built the way a
-// server builds it (a fresh object per call) and carries a unique `seq`, which
-// the sink uses to check that every item arrived exactly once.
+// The three scenarios, the calls they make, and the request bodies of the same
+// items built without the tracker (what the raw-Pool floor sends). Every call is
+// built the way a server builds it (a fresh object per call) and carries a unique
+// `seq`, which the sink uses to check that every item arrived exactly once.
 import { randomUUID } from 'node:crypto'
 
 /**
- * BENCH_SCALE (default 1) shrinks every scenario for a smoke run (`run.mjs --smoke`, which the tests
- * use to check that the benchmark still runs): the same mix and shape, fewer calls and people.
+ * BENCH_SCALE (default 1) shrinks every scenario for a smoke run (`run.mjs --smoke` sets 0.01 unless
+ * given another): the same mix and shape, fewer calls and people.
  */
 const SCALE = Number(process.env.BENCH_SCALE ?? 1)
 if (!(SCALE > 0 && SCALE <= 1)) throw new Error(`BENCH_SCALE must be a number in (0, 1], got ${process.env.BENCH_SCALE}`)
@@ -71,4 +72,45 @@ export function call (t, p, i) {
     case PAGE: t.page(pageCall(id, i)); break
     default: t.identify(identifyCall(id, i))
   }
+}
+
+const LISTS = ['events', 'identifies', 'page_views']
+const LIST_OF = { [TRACK]: 0, [IDENTIFY]: 1, [PAGE]: 2 }
+
+/** The JSON of item i, as the tracker captures it. */
+export function itemJson (p, i, sentAt) {
+  switch (p.kind[i]) {
+    case TRACK:
+      return `{"message_id":"${randomUUID()}","type":"track","event":"Viewed Pricing","properties":{"plan":"pro","seats":12,"trial":true,"seq":${i}},"sent_at":"${sentAt}"}`
+    case PAGE:
+      return `{"message_id":"${randomUUID()}","type":"page","name":"Pricing","properties":{"path":"/pricing","title":"Pricing","referrer":"https://example.com/","seq":${i}},"sent_at":"${sentAt}"}`
+    default:
+      return `{"type":"identify","traits":{"plan":"pro","company":"Acme","role":"admin","seq":${i}},"sent_at":"${sentAt}"}`
+  }
+}
+
+/**
+ * The floor's request bodies: a plan's items grouped per person the way the tracker
+ * does with default options (a body is cut when one of its arrays reaches 30; the rest at the end).
+ */
+export function buildBodies (p, flushAt = 30) {
+  const sentAt = new Date().toISOString()
+  const open = new Map()
+  const bodies = []
+  // One join, so that a body is a flat string, as the tracker's are: a body built with `+` is a
+  // cons string, which V8 flattens (copies) the first time it is sent, inside the floor's clock.
+  const body = (id, lists) => ['{"profile_id":"', id, '"', ...lists.map((l, k) => l.length > 0 ? `,"${LISTS[k]}":[${l.join(',')}]` : ''), '}'].join('')
+  for (let i = 0; i < p.calls; i++) {
+    const person = p.person[i]
+    let lists = open.get(person)
+    if (lists === undefined) open.set(person, (lists = [[], [], []]))
+    const list = lists[LIST_OF[p.kind[i]]]
+    list.push(itemJson(p, i, sentAt))
+    if (list.length >= flushAt) {
+      bodies.push(body(p.ids[person], lists))
+      open.delete(person)
+    }
+  }
+  for (const [person, lists] of open) bodies.push(body(p.ids[person], lists))
+  return bodies
 }

@@ -8,12 +8,18 @@ const here = dirname(fileURLToPath(import.meta.url))
 /** Starts the sink; messages are answered in order. */
 export async function startSink () {
   const child = fork(join(here, 'sink.mjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  const next = () => new Promise((resolve) => child.once('message', resolve))
+  // A sink that dies fails the benchmark rather than leaving it waiting for an answer forever.
+  const next = () => new Promise((resolve, reject) => {
+    const died = (code, signal) => reject(new Error(`the sink exited (${signal ?? code})`))
+    child.once('exit', died)
+    child.once('message', (m) => { child.off('exit', died); resolve(m) })
+  })
   const { port } = await next()
   return {
     port,
-    async reset (expected) { child.send({ type: 'reset', expected }); await next() },
-    async report () { child.send({ type: 'report' }); return next() },
+    /** `config`: how the sink behaves until the next reset (delay, faults, outage: see sink.mjs). */
+    async reset (expected, config) { child.send({ type: 'reset', expected, config }); await next() },
+    async report (upTo) { child.send({ type: 'report', upTo }); return next() },
     stop () { child.send({ type: 'stop' }) }
   }
 }

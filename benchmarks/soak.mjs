@@ -1,8 +1,7 @@
 // `npm run bench -- --soak [minutes]`: memory over a long run at a steady rate.
-// Not part of the default run. Writes benchmarks/results/soak.json and the
-// soak section of docs/benchmarks.md.
+// Not part of the default run. Writes benchmarks/results/soak.json and prints a table.
 import { execFileSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { soakFlat, TARGETS } from './report.mjs'
@@ -11,13 +10,13 @@ import { exactlyOnce, startSink } from './sink-process.mjs'
 const here = dirname(fileURLToPath(import.meta.url))
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length
 
-export async function soak (minutes, rate = 5_000) {
+export async function soak (minutes, rate = 5_000, env = {}) {
   const sink = await startSink()
   const total = Math.round(minutes * 60 * rate)
   await sink.reset(total)
   process.stderr.write(`soak: ${minutes} min at ${rate} calls/s (S3 mix, 10k people), default options\n`)
   const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'producer.mjs'), 'soak', 'S3', String(sink.port)],
-    { encoding: 'utf8', env: { ...process.env, SOAK_MINUTES: String(minutes), SOAK_RATE: String(rate) }, maxBuffer: 1 << 24 })
+    { encoding: 'utf8', env: { ...process.env, ...env, SOAK_MINUTES: String(minutes), SOAK_RATE: String(rate) }, maxBuffer: 1 << 24 })
   const r = JSON.parse(out.trim().split('\n').pop())
   const s = await sink.report()
   sink.stop()
@@ -41,19 +40,20 @@ export async function soak (minutes, rate = 5_000) {
     sampleMs: r.sampleMs,
     samples: r.samples
   }
+  mkdirSync(join(here, 'results'), { recursive: true })
   writeFileSync(join(here, 'results', 'soak.json'), JSON.stringify(result, null, 2) + '\n')
   const text = renderSoak(result)
   process.stdout.write(text + '\n')
   return result
 }
 
-/** The soak section of docs/benchmarks.md, from a soak result (`npm run bench -- --render` redraws it from soak.json). */
+/** A soak result as markdown (`npm run bench -- --render` prints it again from soak.json). */
 export function renderSoak (result) {
   const f = (x) => x.toFixed(1)
   const received = result.received ?? (result.exactlyOnce ? result.calls : 0)
-  const text = [
+  return [
     `Run finished ${result.date.slice(0, 16).replace('T', ' ')} UTC, \`npm run bench -- --soak ${result.minutes}\`: ${result.minutes} minutes at ${result.rate.toLocaleString('en-US')} calls/s ` +
-      `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every ${(result.sampleMs ?? 10_000) / 1000} s.`,
+      `(the S3 mix over 10,000 people), default options; heap after a full GC and RSS sampled every ${result.sampleMs / 1000} s.`,
     '',
     '| | Second minute (mean) | Last minute (mean) | Ratio | Max |',
     '|---|---:|---:|---:|---:|',
@@ -62,15 +62,9 @@ export function renderSoak (result) {
     '',
     `Memory flat (the last minute's heap at most ${Math.round(TARGETS.soakDrift * 100)}% above the second minute's): ${soakFlat(result) ? 'yes' : '**no**'}. ` +
       `Items buffered, the most seen at a sample: ${result.maxBuffered.toLocaleString('en-US')}` +
-      `${(result.sampleMs ?? 10_000) === 10_000 ? ' (sampled in step with `flushIntervalMs`, so each sample caught the backlog at about the same phase: read it as an indication)' : ''}. ` +
+      '. ' +
       `CPU per delivered item (divided by the items the sink received; it includes the full GC made for each sample): ${result.cpuPerItemUs.toFixed(2)} µs. ` +
       `Every item received exactly once: ${result.exactlyOnce ? 'yes' : 'NO'} (${received.toLocaleString('en-US')} of ${result.calls.toLocaleString('en-US')}).`
   ].join('\n')
-  const doc = join(here, '..', 'docs', 'benchmarks.md')
-  const body = readFileSync(doc, 'utf8')
-  const a = body.indexOf('<!-- soak:start -->')
-  const b = body.indexOf('<!-- soak:end -->')
-  if (a !== -1 && b !== -1) writeFileSync(doc, body.slice(0, a + '<!-- soak:start -->'.length) + '\n' + text + '\n' + body.slice(b))
-  return text
 }
 

@@ -10,8 +10,8 @@ export interface Batch {
   readonly route: Route
   readonly primary: string | undefined
   readonly secondary: string | undefined
-  /** The items' JSON per array (events, identifies, page_views), until the body is built from them. */
-  lists: [string[], string[], string[]] | undefined
+  /** The items' JSON per array (events, identifies, page_views; an empty one is absent), until the body is built. */
+  lists: Lists | undefined
   body: string | undefined
   readonly items: number
   readonly bytes: number
@@ -36,23 +36,28 @@ export interface Tries {
   /** When its next attempt may go. */
   retryAt: number
   /** Aborts the attempt in flight. */
-  abort: AbortController | undefined
+  abort: ((reason: Error) => void) | undefined
+  /** Why the attempt in flight was aborted, if it was (its deadline, or close()). */
+  abortedWith: Error | undefined
   /** The latest attempt, settled once its outcome is handled (close() waits for aborted ones). */
   attempt: Promise<void> | undefined
   /** An attempt went out and no answer came back (a reset, a deadline): Koala may have stored it. */
   unanswered: boolean
 }
 
+type Lists = [string[] | undefined, string[] | undefined, string[] | undefined]
+
 /** The request body: the captured items joined, once. */
 export function bodyOf (batch: Batch): string {
   if (batch.body !== undefined) return batch.body
   const { route, primary, secondary } = batch
-  const lists = batch.lists as [string[], string[], string[]]
+  const lists = batch.lists as Lists
   const parts: string[] = []
   if (primary !== undefined) parts.push(`"${route.primaryField}":${JSON.stringify(primary)}`)
   if (secondary !== undefined) parts.push(`"${route.secondaryField}":${JSON.stringify(secondary)}`)
   for (let i = EVENTS; i < lists.length; i++) {
-    if (lists[i].length !== 0) parts.push(`"${LIST_NAMES[i]}":[${lists[i].join(',')}]`)
+    const list = lists[i]
+    if (list !== undefined) parts.push(`"${LIST_NAMES[i]}":[${list.join(',')}]`)
   }
   batch.body = `{${parts.join(',')}}`
   batch.lists = undefined
@@ -68,7 +73,9 @@ export class Bucket {
   readonly primary: string | undefined
   /** Set by the first call that brings one; cleared when sealed. */
   secondary: string | undefined
-  #lists: [string[], string[], string[]] = [[], [], []]
+  // Made by the first item: a bucket waits empty in the LRU between its person's calls, and a sealed one
+  // may wait in the deadline queue until its old deadline passes (S2: 100,000 of them for 10,000 people).
+  #lists: Lists | undefined
   items = 0
   bytes = 0
   /** When its first unsent item came: its deadline is flushIntervalMs later. */
@@ -86,7 +93,13 @@ export class Bucket {
   add (c: Captured): number {
     this.items++
     this.bytes += c.bytes
-    return this.#lists[c.list].push(c.json)
+    const lists = this.#lists ??= [undefined, undefined, undefined]
+    const list = lists[c.list]
+    if (list === undefined) {
+      lists[c.list] = [c.json]
+      return 1
+    }
+    return list.push(c.json)
   }
 
   /** Hands over what the bucket holds and empties it. */
@@ -105,7 +118,7 @@ export class Bucket {
       seq: 0,
       tries: undefined
     }
-    this.#lists = [[], [], []]
+    this.#lists = undefined
     this.items = 0
     this.bytes = 0
     this.secondary = undefined

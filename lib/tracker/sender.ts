@@ -3,7 +3,7 @@ import { DeliveryError, IngestDisabledError, type FailureReason } from '../share
 import type { Reporter } from '../shared/logger'
 import { plural } from '../shared/plural'
 import { classifyError, classifyResponse, errorCode, retryBudgetSpent, retryDelayMs, type Outcome } from '../shared/retry-policy'
-import type { Transport } from '../transport'
+import { startExchange, type Transport } from '../transport'
 import type { Budget } from './budget'
 import { bodyOf, type Batch, type Tries } from './bucket'
 import type { Completion } from './completion'
@@ -177,7 +177,7 @@ export class Sender {
       this.#fail(b, unknown ? 'unknown' : 'shutdown', CLOSE_DEADLINE.message)
     }
     for (const b of waiting) giveUp(b)
-    for (const b of flying) b.tries?.abort?.abort(CLOSE_DEADLINE)
+    for (const b of flying) b.tries?.abort?.(CLOSE_DEADLINE)
     // The built-in transport settles an aborted attempt at once; waiting for the attempts themselves,
     // not only for a turn, lets close() finish under fake timers, which hold setImmediate back.
     await Promise.race([Promise.allSettled(flying.map(b => b.tries?.attempt)), new Promise(resolve => setImmediate(resolve))])
@@ -238,7 +238,7 @@ export class Sender {
           `(${this.#d.opts.maxRetryDurationMs} ms) passed while it waited for its turn`)
         continue
       }
-      const t = batch.tries ??= { firstAt: now, retryAt: 0, abort: undefined, attempt: undefined, unanswered: false }
+      const t = batch.tries ??= { firstAt: now, retryAt: 0, abort: undefined, abortedWith: undefined, attempt: undefined, unanswered: false }
       t.attempt = this.#attempt(batch, t, this.#limit.start(this.#flying.size))
     }
     const nextRetry = this.#retries.nextAt
@@ -269,17 +269,21 @@ export class Sender {
     const { clock, opts, requests } = this.#d
     batch.attempts++
     requests.sent++
-    const ac = new AbortController()
-    tries.abort = ac
+    tries.abortedWith = undefined
     const startedAt = clock.now()
     this.#flying.set(batch, startedAt + opts.requestTimeoutMs)
     if (this.#deadlineTimer === undefined) this.#armDeadline()
     let outcome: Outcome
     try {
-      const res = await this.#d.transport().send({ path: batch.route.path, body: bodyOf(batch), signal: ac.signal })
+      const exchange = startExchange(this.#d.transport(), batch.route.path, bodyOf(batch))
+      tries.abort = (reason) => {
+        tries.abortedWith ??= reason
+        exchange.abort(reason)
+      }
+      const res = await exchange.answer
       outcome = classifyResponse(res.status, res.headers, res.body, clock.now())
     } catch (err) {
-      const timedOut = ac.signal.reason === TIMED_OUT
+      const timedOut = tries.abortedWith === TIMED_OUT
       if (timedOut || !NOT_SENT_CODES.has(errorCode(err) ?? '')) tries.unanswered = true
       outcome = timedOut
         ? { kind: 'retry', status: undefined, retryAfterMs: undefined, rateLimited: false, detail: `no answer within requestTimeoutMs (${opts.requestTimeoutMs} ms)` }
@@ -430,7 +434,7 @@ export class Sender {
   #armDeadline (): void {
     const { clock } = this.#d
     for (const [b, deadline] of this.#flying) {
-      if (b.tries?.abort?.signal.reason === TIMED_OUT) continue
+      if (b.tries?.abortedWith === TIMED_OUT) continue
       this.#deadlineTimer = clock.setTimeout(() => this.#onDeadline(), Math.max(0, deadline - clock.now()))
       return
     }
@@ -442,8 +446,8 @@ export class Sender {
     try {
       for (const [b, deadline] of this.#flying) {
         if (deadline > now) break
-        const ac = b.tries?.abort
-        if (ac !== undefined && !ac.signal.aborted) ac.abort(TIMED_OUT)
+        const t = b.tries
+        if (t?.abort !== undefined && t.abortedWith === undefined) t.abort(TIMED_OUT)
       }
     } finally {
       if (!this.#stopped) this.#armDeadline()

@@ -1,3 +1,3 @@
 // The transport part: the tracker's only view of HTTP, and its undici Pool implementation.
-export { createPoolTransport, readStart } from './transport'
-export type { Transport, TransportRequest, TransportResponse } from './transport'
+export { createPoolTransport, readStart, startExchange } from './transport'
+export type { Exchange, PoolTransport, Transport, TransportRequest, TransportResponse } from './transport'

@@ -1,0 +1,28 @@
+// Small pieces shared by the benchmark scripts.
+import { readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+
+/** `--name value` and `--flag` from an argv array. */
+export function parseArgs (argv) {
+  const flag = (name) => argv.includes(name)
+  const value = (name, fallback) => {
+    const i = argv.indexOf(name)
+    return i !== -1 && argv[i + 1] !== undefined && !argv[i + 1].startsWith('--') ? argv[i + 1] : fallback
+  }
+  return { flag, value, number: (name, fallback) => Number(value(name, fallback)) }
+}
+
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+export function machine () {
+  const model = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model
+  return { cpu: model, cores: cpus().length, node: process.version, loadAvg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') }
+}
+
+export const log = (...a) => process.stderr.write(a.join(' ') + '\n')
+
+/** Flat strings, as a server gets them from a cookie header (randomUUID() returns a rope). */
+export const uuids = (n, make) => Array.from({ length: n }, () => JSON.parse(JSON.stringify(make())))
