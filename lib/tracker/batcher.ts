@@ -203,11 +203,12 @@ export class Batcher {
       ? 0
       : this.#due[this.#head].openedAt + this.#opts.flushIntervalMs - this.#clock.now()
     if (waitMs <= 0) {
-      // Unref'd: a sweep is the tracker's own work, not a reason to keep the process alive.
+      // Ref'd, though it is the tracker's own work: it lasts only while entries are due, and an unref'd
+      // Immediate lets libuv's poll block until the next timer, so each slice would wait for it.
       this.#immediate = setImmediate(() => {
         this.#immediate = undefined
         this.#sweep()
-      }).unref()
+      })
     } else {
       this.#timer = this.#clock.setTimeout(() => this.#onTimer(), waitMs)
     }
