@@ -18,6 +18,8 @@ export interface BatcherOptions {
  * one is a few hundred nanoseconds, so a turn stays well under a millisecond.
  */
 export const SEAL_SLICE = 1000
+/** Stale entries dropped from the front of the queue per opening: more than one, so the queue shrinks. */
+const STALE_DROPPED_PER_OPENING = 4
 
 /**
  * Groups accepted items into one bucket per person (or account) and hands a
@@ -145,6 +147,10 @@ export class Batcher {
     bucket.opening++
     this.#due.push(bucket)
     this.#dueOpening.push(bucket.opening)
+    // Entries at the front whose buckets were sealed since (full, pushed out) are dropped as new ones come:
+    // otherwise a queue of them, and their buckets, would wait for their old deadlines (S2: 100,000 for 10,000 people).
+    for (let n = 0; n < STALE_DROPPED_PER_OPENING && this.#head < this.#due.length - 1 && !this.#live(this.#head); n++) this.#head++
+    this.#compact()
     this.#openByRoute.set(bucket.route, this.buckets(bucket.route) + 1)
     if (this.#timer === undefined && this.#immediate === undefined && !this.#stopped) {
       this.#timer = this.#clock.setTimeout(() => this.#onTimer(), this.#opts.flushIntervalMs)
