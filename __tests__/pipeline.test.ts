@@ -102,6 +102,15 @@ describe('large backlogs are worked off in slices', () => {
     expect(new Set(profileIds()).size).toBe(10_000)
   })
 
+  test('a flush() whose last queue entries are stale (buckets already sent when full) resolves once the rest is delivered', async () => {
+    h = await harness({ flushIntervalMs: 600_000 })
+    for (let i = 0; i < 1_000; i++) h.tracker.track({ profile_id: person(), event: 'e' })
+    // 20 full buckets for one person after them: 20 more queue entries, each sealed already.
+    const busy = person()
+    for (let i = 0; i < 600; i++) h.tracker.track({ profile_id: busy, event: 'e' })
+    expect(await h.tracker.flush({ timeoutMs: 60_000 })).toEqual({ delivered: 1_600, failed: 0, pending: 0, timedOut: false })
+  })
+
   test('close() seals a backlog in slices too and waits for all of it', async () => {
     h = await harness({ flushIntervalMs: 600_000 })
     for (let i = 0; i < 5_000; i++) h.tracker.track({ profile_id: person(), event: 'e' })

@@ -204,6 +204,8 @@ export class Batcher {
     // Entries of buckets sealed since (full, pushed out, sent early) do not set the next deadline.
     let skipped = 0
     while (this.#head < this.#due.length && !this.#live(this.#head) && skipped++ < SEAL_SLICE) this.#head++
+    // Skipping may have passed the last entry a flush() waits for.
+    this.#release()
     if (this.#head === this.#due.length) return
     const waitMs = !this.#live(this.#head) || this.#dropped + this.#head < this.#sealThrough
       ? 0
