@@ -3,6 +3,7 @@
 // built the way a server builds it (a fresh object per call) and carries a unique
 // `seq`, which the sink uses to check that every item arrived exactly once.
 import { randomUUID } from 'node:crypto'
+import { prng } from './util.mjs'
 
 /**
  * BENCH_SCALE (default 1) shrinks every scenario for a smoke run (`run.mjs --smoke` sets 0.01 unless
@@ -19,17 +20,6 @@ export const SCENARIOS = {
   S3: { calls: scaled(200_000), people: scaled(1_000), mix: [0.7, 0.2, 0.1], title: titled('200k calls, 1k people, 70% track / 20% page / 10% identify') }
 }
 
-/** A small deterministic PRNG (mulberry32) so every run makes the same mix. */
-function prng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export const TRACK = 0
 export const PAGE = 1

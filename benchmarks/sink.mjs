@@ -12,6 +12,7 @@
 // A request that fails stores nothing, so an id seen twice is a duplicate the tracker sent.
 import { createServer } from 'node:http'
 import { performance } from 'node:perf_hooks'
+import { prng } from './util.mjs'
 
 let seqCounts = new Uint8Array(0)
 let messageIds = new Set()
@@ -31,17 +32,6 @@ const SEQ = '"seq":'
 const MID = '"message_id":"'
 const now = () => performance.timeOrigin + performance.now()
 
-/** mulberry32: the same faults for the same seed and order of requests. */
-function prng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function record (buf) {
   const body = buf.toString('latin1')

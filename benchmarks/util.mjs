@@ -26,3 +26,15 @@ export const log = (...a) => process.stderr.write(a.join(' ') + '\n')
 
 /** Flat strings, as a server gets them from a cookie header (randomUUID() returns a rope). */
 export const uuids = (n, make) => Array.from({ length: n }, () => JSON.parse(JSON.stringify(make())))
+
+/** A small deterministic PRNG (mulberry32): the same mix of calls, and the same faults, for the same seed. */
+export function prng (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
