@@ -1,5 +1,5 @@
 import { driveUntil } from './helpers/drive'
-import { harness, person, type Harness } from './helpers/setup'
+import { harness, nextEvent, person, type Harness } from './helpers/setup'
 
 let h: Harness
 afterEach(async () => { await h.done() })
@@ -65,4 +65,22 @@ describe('partial faults do not stall delivery', () => {
     expect(value).toMatchObject({ delivered: 100, failed: 0 })
     expect(h.collector.messageIds().size).toBe(100)
   })
+})
+
+test('a batch due for its retry takes its turn between batches never tried, not after all of them', async () => {
+  let first = true
+  h = await harness({ random: () => 0.5, maxConcurrentRequests: 1, flushIntervalMs: 600_000 }, {
+    fault: () => { if (first) { first = false; return { status: 503 } } return undefined }
+  })
+  const order: string[] = []
+  h.collector.on('request', (req) => { order.push((JSON.parse(req.body) as { email: string }).email) })
+  const people = ['a', 'b', 'c', 'd', 'e', 'f'].map(p => `${p}@example.com`)
+  for (const email of people) h.tracker.track({ email, event: 'e' })
+  const flushed = h.tracker.flush({ timeoutMs: 60_000 })
+  await nextEvent(h.tracker, 'retry')
+  // a's backoff (375 ms) passes while b, the next one never tried, is in flight.
+  h.clock.advance(375)
+  const { value } = await driveUntil(h.tracker, h.clock, flushed)
+  expect(value).toMatchObject({ delivered: 6, failed: 0 })
+  expect(order).toEqual(['a', 'b', 'a', 'c', 'd', 'e', 'f'].map(p => `${p}@example.com`))
 })

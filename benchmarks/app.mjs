@@ -51,8 +51,10 @@ function variants (dist, compare) {
 async function measure (sink, v, o) {
   // The sink sizes its table of seqs at reset; the app's count is known only at the end (sink.report(upTo)).
   await sink.reset(CALLS_PER_REQUEST * 60_000 * (o.warmup + o.seconds))
+  // APP_PROF=DIR: a CPU profile of each app process into DIR (where the app's time goes).
+  const execArgv = process.env.APP_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.APP_PROF}`]
   const child = fork(join(here, 'app-server.mjs'), [JSON.stringify({ variant: v.app, dist: v.dist, sinkPort: sink.port })],
-    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
   const ask = async (type) => {
     child.send({ type })
     for (;;) { const [m] = await once(child, 'message'); if (m.type === type) return m }
