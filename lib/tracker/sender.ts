@@ -65,11 +65,12 @@ export interface Leftovers {
  *
  * A failed attempt costs its own batch a backoff, trims the limit, and takes a
  * slot away until the next success; the others keep going, so random faults slow
- * delivery down a little, not to a crawl. Two things stop everyone: a 429 with Retry-After (until then), and an
- * outage (as many failures in a row as requests allowed, at least three): then
- * everyone waits for the backoff and one request probes per wait, and batches
- * never tried keep their retry budget for when Koala is back. Batches due for a
- * retry and batches never tried take turns, so neither starves the other.
+ * delivery down a little, not to a crawl. Two things stop everyone: a 429 with
+ * Retry-After (until then), and an outage (as many failures in a row as requests
+ * allowed, at least three): then everyone waits for the backoff and one request
+ * probes per wait, and batches never tried keep their retry budget for when Koala
+ * is back. Batches due for a retry and batches never tried take turns, so neither
+ * starves the other.
  */
 export class Sender {
   readonly #d: SenderDeps
