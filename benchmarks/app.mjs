@@ -12,14 +12,13 @@
 import { fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import autocannon from 'autocannon'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { startSink } from './sink-process.mjs'
-import { log, machine, median, parseArgs, uuids } from './util.mjs'
+import { log, machine, median, parseArgs, uuids, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const CALLS_PER_REQUEST = 3
@@ -178,10 +177,7 @@ export async function main (argv) {
     if (bad.length > 0) throw new Error(`app --smoke: loss, duplicates or errors in ${bad.map((v) => v.key).join(', ')}`)
     return results
   }
-  mkdirSync(join(here, 'results'), { recursive: true })
-  const file = compare === undefined ? 'app.json' : 'app-compare.json'
-  writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
-  log(`wrote benchmarks/results/${file}`)
+  writeResults(compare === undefined ? 'app.json' : 'app-compare.json', results)
   return results
 }
 

@@ -13,12 +13,11 @@
 // Every run checks delivery by seq and by message_id: a failed request stores nothing, so an id
 // stored twice is a duplicate. Writes benchmarks/results/delivery.json (delivery-compare.json with --compare).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { startSink } from './sink-process.mjs'
-import { log, machine, parseArgs } from './util.mjs'
+import { log, machine, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -194,10 +193,7 @@ export async function main (argv) {
     if (bad.length > 0) throw new Error(`delivery --smoke: loss or duplicates in ${bad.length} run(s)`)
     return r
   }
-  mkdirSync(join(here, 'results'), { recursive: true })
-  const file = compare === undefined ? 'delivery.json' : 'delivery-compare.json'
-  writeFileSync(join(here, 'results', file), JSON.stringify(r, null, 2) + '\n')
-  log(`wrote benchmarks/results/${file}`)
+  writeResults(compare === undefined ? 'delivery.json' : 'delivery-compare.json', r)
   // Duplicates are a bug in any build; loss in this one (the other build may be capped and closed).
   if (runs.some((x) => x.duplicates !== 0)) process.exitCode = 1
   return r

@@ -18,13 +18,13 @@
 //                                      with --steady, --app or --delivery, only those, scaled down)
 // --steady, --app and --delivery take --dist and --compare too.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { clean, renderTable, resultsFile } from './report.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
-import { log, machine, median, parseArgs } from './util.mjs'
+import { log, machine, median, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -200,10 +200,7 @@ async function scenariosAndColdStart () {
     if (dirty.length > 0) throw new Error('smoke: the scenarios lost or duplicated items')
     return
   }
-  mkdirSync(join(here, 'results'), { recursive: true })
-  const file = resultsFile({ compare, partial: only !== undefined })
-  writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
-  log(`wrote benchmarks/results/${file}`)
+  writeResults(resultsFile({ compare, partial: only !== undefined }), results)
 }
 
 await main()

@@ -10,13 +10,12 @@
 // pacing loop alone (the producer's own event-loop delay), then the tracker, then posthog-node.
 // Writes benchmarks/results/steady.json (steady-compare.json with --compare).
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { install } from './peers.mjs'
 import { startSink } from './sink-process.mjs'
-import { log, machine, parseArgs } from './util.mjs'
+import { log, machine, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -143,10 +142,7 @@ export async function main (argv) {
     if (bad.length > 0) throw new Error(`steady --smoke: loss, duplicates or refusals in ${bad.length} run(s)`)
     return results
   }
-  mkdirSync(join(here, 'results'), { recursive: true })
-  const file = compare === undefined ? 'steady.json' : 'steady-compare.json'
-  writeFileSync(join(here, 'results', file), JSON.stringify(results, null, 2) + '\n')
-  log(`wrote benchmarks/results/${file}`)
+  writeResults(compare === undefined ? 'steady.json' : 'steady-compare.json', results)
   return results
 }
 

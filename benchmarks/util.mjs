@@ -1,5 +1,7 @@
 // Small pieces shared by the benchmark scripts.
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { cpus } from 'node:os'
 
 /** `--name value` and `--flag` from an argv array. */
@@ -37,4 +39,13 @@ export function prng (seed) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results')
+
+/** Writes benchmarks/results/<file> and says so. */
+export function writeResults (file, results) {
+  mkdirSync(resultsDir, { recursive: true })
+  writeFileSync(join(resultsDir, file), JSON.stringify(results, null, 2) + '\n')
+  log(`wrote benchmarks/results/${file}`)
 }

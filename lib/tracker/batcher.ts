@@ -17,7 +17,7 @@ export interface BatcherOptions {
  * buckets are due at once (a flush(), close(), or a burst's deadlines): sealing
  * one is a few hundred nanoseconds, so a turn stays well under a millisecond.
  */
-export const SEAL_SLICE = 1000
+const SEAL_SLICE = 1000
 /** Stale entries dropped from the front of the queue per opening: more than one, so the queue shrinks. */
 const STALE_DROPPED_PER_OPENING = 4
 
@@ -45,7 +45,6 @@ export class Batcher {
   readonly #onError: (error: unknown, where: string) => void
   readonly #caches = new Map<Route, LRUCache<string, Bucket>>()
   readonly #openByRoute = new Map<Route, number>()
-  #items = 0
   /** Openings in time order: the bucket and which of its openings (an entry whose bucket was sealed since is stale). */
   #due: Bucket[] = []
   #dueOpening: number[] = []
@@ -69,9 +68,6 @@ export class Batcher {
     this.#onError = onError
   }
 
-  /** Items sitting in buckets (not yet sealed). */
-  get items (): number { return this.#items }
-
   /** Buckets of a route holding at least one item. */
   buckets (route: Route): number { return this.#openByRoute.get(route) ?? 0 }
 
@@ -90,7 +86,6 @@ export class Batcher {
     }
     if (bucket.items === 0) this.#open(bucket)
     if (bucket.secondary === undefined) bucket.secondary = c.secondary
-    this.#items++
     if (bucket.add(c) >= this.#opts.flushAt) this.#seal(bucket)
   }
 
@@ -149,6 +144,7 @@ export class Batcher {
     this.#dueOpening.push(bucket.opening)
     // Entries at the front whose buckets were sealed since (full, pushed out) are dropped as new ones come:
     // otherwise a queue of them, and their buckets, would wait for their old deadlines (S2: 100,000 for 10,000 people).
+    // (Not the entry just pushed: its bucket takes its first item after this.)
     for (let n = 0; n < STALE_DROPPED_PER_OPENING && this.#head < this.#due.length - 1 && !this.#live(this.#head); n++) this.#head++
     this.#compact()
     this.#openByRoute.set(bucket.route, this.buckets(bucket.route) + 1)
@@ -159,7 +155,6 @@ export class Batcher {
 
   #seal (bucket: Bucket): void {
     if (bucket.items === 0) return
-    this.#items -= bucket.items
     this.#openByRoute.set(bucket.route, this.buckets(bucket.route) - 1)
     this.#onBatch(bucket.seal())
   }
@@ -190,6 +185,10 @@ export class Batcher {
           }
         }
       }
+      // Entries of buckets sealed since (full, pushed out, sent early) set no deadline: past them, a flush()
+      // waiting for them may be done.
+      let skipped = 0
+      while (this.#head < due.length && !this.#live(this.#head) && skipped++ < SEAL_SLICE) this.#head++
       this.#compact()
       this.#release()
     } catch (err) {
@@ -200,13 +199,7 @@ export class Batcher {
 
   /** What is left: the rest of a sweep on the next turn, or a timer for the next deadline. */
   #schedule (): void {
-    if (this.#stopped) return
-    // Entries of buckets sealed since (full, pushed out, sent early) do not set the next deadline.
-    let skipped = 0
-    while (this.#head < this.#due.length && !this.#live(this.#head) && skipped++ < SEAL_SLICE) this.#head++
-    // Skipping may have passed the last entry a flush() waits for.
-    this.#release()
-    if (this.#head === this.#due.length) return
+    if (this.#stopped || this.#head === this.#due.length) return
     const waitMs = !this.#live(this.#head) || this.#dropped + this.#head < this.#sealThrough
       ? 0
       : this.#due[this.#head].openedAt + this.#opts.flushIntervalMs - this.#clock.now()

@@ -301,13 +301,9 @@ export class Capturer {
 
   /** An object, with only the fields the call takes (others are reported, see onUnknownField). */
   #checkCall (c: CallName, call: unknown): void {
-    let ok: boolean
-    try {
-      ok = typeof call === 'object' && call !== null && !Array.isArray(call)
-    } catch (err) { // a revoked Proxy
-      throw new InputError(c, 'call', `could not be read (${message(err)})`, { cause: err })
+    if (typeof call !== 'object' || call === null || isArrayInput(c, 'call', call)) {
+      throw new InputError(c, 'call', `must be an object, got ${typeName(call)}`)
     }
-    if (!ok) throw new InputError(c, 'call', `must be an object, got ${typeName(call)}`)
     const fields = FIELDS[c]
     // ~7 ns a call: a misspelt field would otherwise lose its data without a word.
     try {

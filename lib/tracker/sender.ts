@@ -65,7 +65,7 @@ export interface Leftovers {
  *
  * A failed attempt costs its own batch a backoff, trims the limit, and takes a
  * slot away until the next success; the others keep going, so random faults slow
- * delivery down a little, not to a crawl. Two things stop everyone: a 429 with
+ * delivery down, not to a crawl. Two things stop everyone: a 429 with
  * Retry-After (until then), and an outage (as many failures in a row as requests
  * allowed, at least three): then everyone waits for the backoff and one request
  * probes per wait, and batches never tried keep their retry budget for when Koala
@@ -171,13 +171,13 @@ export class Sender {
     this.#head = 0
     const flying = [...this.#flying.keys()]
     const left: Leftovers = { unknown: 0, abandoned: 0, delivered: 0 }
-    const giveUp = (b: Batch): void => {
-      const unknown = b.tries?.unanswered === true || this.#flying.has(b)
+    for (const b of waiting) {
+      // Waiting for a retry after an attempt that went unanswered: Koala may have it.
+      const unknown = b.tries?.unanswered === true
       if (unknown) left.unknown += b.items
       else left.abandoned += b.items
       this.#fail(b, unknown ? 'unknown' : 'shutdown', CLOSE_DEADLINE.message)
     }
-    for (const b of waiting) giveUp(b)
     for (const b of flying) b.tries?.abort?.(CLOSE_DEADLINE)
     // The built-in transport settles an aborted attempt at once; waiting for the attempts themselves,
     // not only for a turn, lets close() finish under fake timers, which hold setImmediate back.
@@ -209,8 +209,7 @@ export class Sender {
     })
   }
 
-  // Runs from a microtask or a timer: nothing may escape to the host from there.
-  /** `lateMs`: how late the timer that calls it fired. */
+  /** Runs from a microtask or a timer: nothing may escape to the host from there. `lateMs`: how late that timer fired. */
   #safePump (lateMs = 0): void {
     try {
       this.#pump(lateMs)

@@ -55,7 +55,7 @@ export class Tracker {
   #transport: Transport | undefined
   #state: State = 'open'
   #closing: Promise<CloseResult> | undefined
-  #unwatchExit: (() => void) | undefined
+  readonly #unwatchExit: () => void
   #exitReported = false
 
   constructor (options: TrackerOptions) {
@@ -323,7 +323,7 @@ export class Tracker {
       return { delivered: 0, failed: 0, abandoned: this.#budget.items, unknown: 0, timedOut: false }
     } finally {
       this.#state = 'closed'
-      this.#unwatchExit?.()
+      this.#unwatchExit()
     }
   }
 
