@@ -151,6 +151,6 @@ test('account calls share the retry, pause and shutdown machinery', async () => 
   const closing = h.tracker.close({ timeoutMs: 60_000 })
   expect(await retry).toMatchObject({ route: 'accounts', delayMs: 375 })
   h.clock.advance(375)
-  expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+  expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
   expect(h.collector.messageIds().get('acct-m1')).toBe(1)
 })

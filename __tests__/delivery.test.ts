@@ -540,7 +540,7 @@ describe('flush() and close()', () => {
     h.clock.advance(1)
     const result = await closing
     // Sent and never answered: Koala may have them, so they are unknown, not abandoned.
-    expect(result).toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 10, timedOut: true })
+    expect(result).toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 10, spooled: 0, timedOut: true })
     const s = h.tracker.stats()
     expect(s).toMatchObject({ state: 'closed', failedBy: { shutdown: 0, unknown: 10 }, bufferedItems: 0, inFlightRequests: 0 })
     expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'unknown', items: 10 })])
@@ -565,7 +565,7 @@ describe('flush() and close()', () => {
     await h.collector.waitFor(() => h.collector.stats().requests === 2)
     await statusArrived
     h.clock.advance(5_000)
-    expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
+    expect(await closing).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 1, spooled: 0, timedOut: true })
     expect(h.tracker.stats()).toMatchObject({ sent: 1, failedBy: { unknown: 1 }, bufferedItems: 0, inFlightRequests: 0 })
     expect(h.errors).toEqual([expect.objectContaining({ code: 'KOALA_ERR_DELIVERY', reason: 'unknown', items: 1 })])
   })
@@ -574,7 +574,7 @@ describe('flush() and close()', () => {
     h = await harness({ random: () => 0.5, flushIntervalMs: 600_000 }, { fault: script({ status: 500 }, { kind: 'reset' }) })
     h.tracker.track({ email: 'a@example.com', event: 'x' })
     const { value, jumps } = await driveUntil(h.tracker, h.clock, h.tracker.close({ timeoutMs: 3_000 }))
-    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
     expect(jumps).toEqual([375, 750])
   })
 
@@ -584,7 +584,7 @@ describe('flush() and close()', () => {
     const flushed = h.tracker.flush(LONG)
     const closing = h.tracker.close(LONG)
     const { value } = await driveUntil(h.tracker, h.clock, closing)
-    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+    expect(value).toEqual({ delivered: 1, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
     await expect(flushed).resolves.toEqual({ delivered: 1, failed: 0, pending: 0, timedOut: false })
     expect(h.collector.stats().requests).toBe(2)
   })
@@ -608,7 +608,7 @@ describe('flush() and close()', () => {
       await expect(flushed).resolves.toEqual({ delivered: 0, failed: 0, pending: 1, timedOut: true })
       expect(closed).toBe(false)
       hung.clock.advance(2_900)
-      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, spooled: 0, timedOut: true })
     } finally {
       await hung.done()
     }
@@ -629,7 +629,7 @@ describe('flush() and close()', () => {
       h.tracker.track({ email: 'a@example.com', event: 'x' })
       const closing = h.tracker.close({ timeoutMs: 1_000 })
       jest.advanceTimersByTime(1_000)
-      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, timedOut: true })
+      await expect(closing).resolves.toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 1, spooled: 0, timedOut: true })
     } finally {
       jest.useRealTimers()
     }

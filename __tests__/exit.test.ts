@@ -62,6 +62,6 @@ test('close() with nothing else keeping the process alive works off a long deadl
   // work, each on the next turn of an otherwise idle event loop.
   const { code, stdout, stderr } = await run('backlog')
   expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
-  expect(stdout).toMatch(/^closed \{"delivered":\d+,"failed":0,"abandoned":0,"unknown":0,"timedOut":false\}\n$/)
+  expect(stdout).toMatch(/^closed \{"delivered":\d+,"failed":0,"abandoned":0,"unknown":0,"spooled":0,"timedOut":false\}\n$/)
   expect(collector.stats().profiles.events).toBe(3_000)
 })

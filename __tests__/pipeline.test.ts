@@ -114,7 +114,7 @@ describe('large backlogs are worked off in slices', () => {
   test('close() seals a backlog in slices too and waits for all of it', async () => {
     h = await harness({ flushIntervalMs: 600_000 })
     for (let i = 0; i < 5_000; i++) h.tracker.track({ profile_id: person(), event: 'e' })
-    expect(await h.tracker.close({ timeoutMs: 60_000 })).toEqual({ delivered: 5_000, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+    expect(await h.tracker.close({ timeoutMs: 60_000 })).toEqual({ delivered: 5_000, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
     expect(h.collector.stats().profiles.events).toBe(5_000)
     expect(h.tracker.stats()).toMatchObject({ state: 'closed', bufferedItems: 0, buckets: 0 })
   })

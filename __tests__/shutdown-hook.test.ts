@@ -64,7 +64,7 @@ afterEach(async () => {
 let base: ShutdownOptions
 
 const spyTracker = (): Closable & { calls: number } => {
-  const t = { calls: 0, async close () { t.calls++; return { delivered: 0, failed: 0, abandoned: 0, unknown: 0, timedOut: false } } }
+  const t = { calls: 0, async close () { t.calls++; return { delivered: 0, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false } } }
   return t
 }
 

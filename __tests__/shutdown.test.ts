@@ -13,7 +13,7 @@ test('a process that gets SIGTERM after tracking N events exits cleanly with all
   child.process.kill('SIGTERM')
   const { code, signal, stdout, stderr } = await child.exited
   expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' })
-  expect(stdout).toContain(`"abandoned":0,"unknown":0,"timedOut":false} accepted ${N}`)
+  expect(stdout).toContain(`"abandoned":0,"unknown":0,"spooled":0,"timedOut":false} accepted ${N}`)
   expect(collector.stats().profiles.events).toBe(N)
   expect(collector.stats().duplicates).toBe(0)
   expect(collector.messageIds().size).toBe(N)
@@ -28,7 +28,7 @@ test('nothing from background work escapes: no unhandled rejection, no uncaught 
   const { code, signal, stdout, stderr } = await startNode(['--unhandled-rejections=strict', join(FIXTURES, 'hostile.cjs')],
     { env: { KOALA_BASE_URL: `http://127.0.0.1:${port}` } }).exited
   expect({ code, signal, stdout }).toEqual({ code: 0, signal: null, stdout: '' })
-  expect(stderr).toContain('closed {"delivered":0,"failed":100,"abandoned":0,"unknown":0,"timedOut":false} {"rejected":0,"retry_exhausted":100')
+  expect(stderr).toContain('closed {"delivered":0,"failed":100,"abandoned":0,"unknown":0,"spooled":0,"timedOut":false} {"rejected":0,"retry_exhausted":100')
   // Logged as summaries, not once per event.
   expect(stderr.trim().split('\n').length).toBeLessThan(15)
 })

@@ -90,7 +90,7 @@ describe('configured lazily from the environment', () => {
 
   test('flush() and close() on an unconfigured singleton resolve at once with nothing done', async () => {
     expect(await koala.flush()).toEqual({ delivered: 0, failed: 0, pending: 0, timedOut: false })
-    expect(await koala.close()).toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+    expect(await koala.close()).toEqual({ delivered: 0, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
   })
 })
 

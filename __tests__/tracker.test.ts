@@ -407,7 +407,7 @@ describe('close()', () => {
     const [a, b] = [h.tracker.close(), h.tracker.close()]
     expect(a).toBe(b)
     const result = await a
-    expect(result).toEqual({ delivered: 500, failed: 0, abandoned: 0, unknown: 0, timedOut: false })
+    expect(result).toEqual({ delivered: 500, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })
     expect(h.collector.stats().profiles.events).toBe(500)
     expect(h.collector.stats().duplicates).toBe(0)
 

@@ -19,8 +19,8 @@ export class KoalaError extends Error {
 /** A bad option given to createTracker(); thrown at construction. */
 export class ConfigError extends KoalaError {
   readonly option: string
-  constructor (option: string, reason: string) {
-    super(`${option} ${reason}`, 'KOALA_ERR_INVALID_OPTION')
+  constructor (option: string, reason: string, options?: { cause?: unknown }) {
+    super(`${option} ${reason}`, 'KOALA_ERR_INVALID_OPTION', options)
     this.option = option
   }
 }
@@ -43,10 +43,11 @@ export type CallName = 'track' | 'identify' | 'page' | 'trackAccount' | 'identif
 /** Calls of the deletion client (koala-tracker/deletion), which is not a tracker. */
 export type DeletionCallName = 'requestDeletion' | 'getStatus' | 'waitForCompletion'
 
-export type RefusalReason = 'queue_full' | 'closed' | 'disabled' | 'unconfigured'
+export type RefusalReason = 'queue_full' | 'spool_full' | 'closed' | 'disabled' | 'unconfigured'
 
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   queue_full: 'the buffer is full (maxBufferedItems or maxBufferedBytes reached)',
+  spool_full: 'the spool is full (spool.maxBytes reached)',
   closed: 'the tracker is closed',
   disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)',
   unconfigured: 'koala-tracker is not configured: call init({ publicKey }) at start-up or set KOALA_PUBLIC_KEY'

@@ -221,7 +221,7 @@ class Hook implements ShutdownHook {
         return await t.close(deadline)
       } catch (err) {
         this.#reporter.note('tracker', 'error', { err }, 'koala-tracker: a tracker close() threw during shutdown')
-        return { delivered: 0, failed: 0, abandoned: 0, unknown: 0, timedOut: false }
+        return { delivered: 0, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false }
       }
     }))
     return result

@@ -15,8 +15,13 @@ const NUMERIC = Object.keys(DEFAULTS).filter(k => typeof DEFAULTS[k as keyof typ
 /** Names other KOALA_ variables that belong to something else (comma-separated), so they are not taken for typos. */
 const ALLOW_UNKNOWN_ENV = 'KOALA_ALLOW_UNKNOWN_ENV'
 
+/** The spool's options, each read from KOALA_SPOOL_ + its name (KOALA_SPOOL_DIR, KOALA_SPOOL_MAX_BYTES...). */
+const SPOOL_NUMERIC = ['maxBytes', 'segmentBytes', 'fsyncIntervalMs'] as const
+const SPOOL_OPTIONS = ['dir', 'fsync', ...SPOOL_NUMERIC]
+const spoolName = (option: string): string => 'spool' + option[0].toUpperCase() + option.slice(1)
+
 /** Every KOALA_ variable koala-tracker reads, by the name it is derived from: the options, the deletion command's key, the escape. */
-const KNOWN = ['publicKey', 'baseUrl', 'strict', 'sendOnExit', ...NUMERIC, 'secretKey', 'allowUnknownEnv']
+const KNOWN = ['publicKey', 'baseUrl', 'strict', 'sendOnExit', ...NUMERIC, ...SPOOL_OPTIONS.map(spoolName), 'secretKey', 'allowUnknownEnv']
 const KNOWN_VARIABLES = new Set(KNOWN.map(envName))
 
 /**
@@ -61,11 +66,25 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
     if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(envName(option), `must be true or false, got ${JSON.stringify(raw)}`)
     out[option] = /^(true|1)$/i.test(raw)
   }
-  for (const option of NUMERIC) {
+  const integer = (option: string): number | undefined => {
     const raw = read(option)
-    if (raw === undefined) continue
+    if (raw === undefined) return undefined
     if (!/^[+-]?\d+$/.test(raw)) throw new ConfigError(envName(option), `must be an integer, got ${JSON.stringify(raw)}`)
-    ;(out as Record<string, number>)[option] = Number(raw)
+    return Number(raw)
+  }
+  for (const option of NUMERIC) {
+    const n = integer(option)
+    if (n !== undefined) (out as Record<string, number>)[option] = n
+  }
+  const spool: Record<string, unknown> = {}
+  for (const option of SPOOL_NUMERIC) spool[option] = integer(spoolName(option))
+  spool.fsync = read(spoolName('fsync'))
+  spool.dir = read(spoolName('dir'))
+  if (spool.dir !== undefined) {
+    out.spool = Object.fromEntries(Object.entries(spool).filter(([, v]) => v !== undefined)) as unknown as TrackerOptions['spool']
+  } else {
+    const stray = Object.keys(spool).find(k => spool[k] !== undefined)
+    if (stray !== undefined) throw new ConfigError(envName(spoolName(stray)), `is set but ${envName('spoolDir')} is not: the spool needs a directory`)
   }
   return out
 }
@@ -76,5 +95,6 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
  */
 export function envConfigError (err: ConfigError): ConfigError {
   if (err.option.startsWith('KOALA_') || err.option === 'options') return err
-  return new ConfigError(envName(err.option), `is invalid: ${err.message}`)
+  const option = err.option.startsWith('spool.') ? spoolName(err.option.slice('spool.'.length)) : err.option
+  return new ConfigError(envName(option), `is invalid: ${err.message}`)
 }

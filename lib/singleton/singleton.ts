@@ -173,6 +173,7 @@ function stats (): SingletonStats {
       requests: { sent: r.sent, succeeded: r.succeeded, retried: r.retried, failed: r.failed },
       inFlightRequests: 0,
       concurrency: 0,
+      spool: undefined,
       waitingBatches: 0,
       pausedUntil: 0,
       state: 'unconfigured',
@@ -221,7 +222,7 @@ export const koala: SingletonTracker = Object.freeze({
   flush: async (options?: DeadlineOptions) =>
     await (slot().tracker?.flush(options) ?? Promise.resolve({ delivered: 0, failed: 0, pending: 0, timedOut: false })),
   close: async (options?: DeadlineOptions) =>
-    await (slot().tracker?.close(options) ?? Promise.resolve({ delivered: 0, failed: 0, abandoned: 0, unknown: 0, timedOut: false })),
+    await (slot().tracker?.close(options) ?? Promise.resolve({ delivered: 0, failed: 0, abandoned: 0, unknown: 0, spooled: 0, timedOut: false })),
   stats,
   on<E extends EventName>(event: E, listener: Listener<E>): () => void {
     const s = slot()

@@ -13,6 +13,8 @@ export interface Batch {
   /** The items' JSON per array (events, identifies, page_views; an empty one is absent), until the body is built. */
   lists: Lists | undefined
   body: string | undefined
+  /** The items' places in the spool, if there is one: each is settled there with the batch. */
+  readonly locs: number[] | undefined
   readonly items: number
   readonly bytes: number
   attempts: number
@@ -76,6 +78,7 @@ export class Bucket {
   // Made by the first item: a bucket waits empty in the LRU between its person's calls, and a sealed one
   // may wait in the deadline queue until its old deadline passes (S2: 100,000 of them for 10,000 people).
   #lists: Lists | undefined
+  #locs: number[] | undefined
   items = 0
   bytes = 0
   /** When its first unsent item came: its deadline is flushIntervalMs later. */
@@ -93,6 +96,7 @@ export class Bucket {
   add (c: Captured): number {
     this.items++
     this.bytes += c.bytes
+    if (c.loc >= 0) (this.#locs ??= []).push(c.loc)
     const lists = this.#lists ??= [undefined, undefined, undefined]
     const list = lists[c.list]
     if (list === undefined) {
@@ -110,6 +114,7 @@ export class Bucket {
       secondary: this.secondary,
       lists: this.#lists,
       body: undefined,
+      locs: this.#locs,
       items: this.items,
       bytes: this.bytes,
       attempts: 0,
@@ -119,6 +124,7 @@ export class Bucket {
       tries: undefined
     }
     this.#lists = undefined
+    this.#locs = undefined
     this.items = 0
     this.bytes = 0
     this.secondary = undefined

@@ -69,6 +69,8 @@ export interface Captured {
   json: string
   /** Its UTF-8 bytes. */
   bytes: number
+  /** Its place in the spool (see lib/spool), or -1. */
+  loc: number
 }
 
 const PERSON_FIELDS: [string, string] = ['profile_id', 'email']
@@ -422,6 +424,6 @@ export class Capturer {
       const culprit = fieldChars * 2 > json.length ? field : 'call'
       throw new InputError(c, culprit, `makes the item ${bytes} bytes of JSON; the limit (maxItemBytes) is ${this.#maxItemBytes}`)
     }
-    return { key, primary, secondary, list, json, bytes }
+    return { key, primary, secondary, list, json, bytes, loc: -1 }
   }
 }

@@ -4,6 +4,7 @@ import { checkClock, checkFunction, checkInt, checkKnownKeys, checkLogger, parse
 import { DEFAULT_BASE_URL, MAX_ITEMS_PER_ARRAY } from '../shared/constants'
 import { ConfigError, type KoalaError } from '../shared/errors'
 import type { LoggerLike } from '../shared/logger'
+import { resolveSpoolOptions, type ResolvedSpoolOptions, type SpoolOptions } from '../spool'
 import type { Transport } from '../transport'
 
 /** Options for createTracker(). Every number carries its unit in its name. */
@@ -53,6 +54,11 @@ export interface TrackerOptions extends SharedInjections {
    * closeTimeoutMs. Whatever is still undelivered when the process exits is logged once, with its count. Default: true.
    */
   sendOnExit?: boolean
+  /**
+   * Keep every accepted item in a local spool until Koala has it, so a crash, a kill or an outage longer than
+   * memory loses nothing (docs/durability.md). Off by default.
+   */
+  spool?: SpoolOptions
   /** Called with every refused call and every failed batch. Errors it throws are contained. */
   onError?: (error: KoalaError) => void
   /** For tests or custom HTTP: replaces the undici Pool entirely. */
@@ -91,7 +97,8 @@ export const DEFAULTS = Object.freeze({
   sendOnExit: true
 } satisfies Record<NumericOption, number> & { baseUrl: string, strict: boolean, sendOnExit: boolean })
 
-export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random'>> {
+export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random' | 'spool'>> {
+  readonly spool: ResolvedSpoolOptions | undefined
   readonly onError: TrackerOptions['onError']
   readonly logger: LoggerLike | undefined
   readonly clock: Clock | undefined
@@ -131,7 +138,7 @@ const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
 }
 
 const TRACKER_OPTION_NAMES = Object.freeze([
-  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'sendOnExit', 'onError', 'transport', ...SHARED_INJECTION_NAMES
+  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'sendOnExit', 'spool', 'onError', 'transport', ...SHARED_INJECTION_NAMES
 ])
 
 /** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
@@ -192,6 +199,7 @@ export function resolveOptions (input: TrackerOptions): Resolution {
     baseUrl,
     strict: input.strict ?? DEFAULTS.strict,
     sendOnExit: input.sendOnExit ?? DEFAULTS.sendOnExit,
+    spool: input.spool === undefined ? undefined : resolveSpoolOptions(input.spool),
     onError: input.onError,
     logger: input.logger,
     clock: input.clock,

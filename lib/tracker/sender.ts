@@ -46,6 +46,8 @@ export interface SenderDeps {
   onDisabled: (error: IngestDisabledError) => void
   /** Asked when a slot is free and nothing waits: hands over a batch early (enqueue) when memory is pressed. */
   refill: () => boolean
+  /** A batch left memory: delivered, failed for good, or (`kept`) left in the spool at the close() deadline. */
+  settled: (batch: Batch, kept: boolean) => void
 }
 
 /** What close() could not deliver by its deadline. */
@@ -56,6 +58,8 @@ export interface Leftovers {
   abandoned: number
   /** Items delivered while the attempts in flight were being aborted. */
   delivered: number
+  /** Items left in the spool for the next start (instead of unknown or abandoned). */
+  spooled: number
 }
 
 /**
@@ -170,8 +174,9 @@ export class Sender {
     this.#fresh = []
     this.#head = 0
     const flying = [...this.#flying.keys()]
-    const left: Leftovers = { unknown: 0, abandoned: 0, delivered: 0 }
+    const left: Leftovers = { unknown: 0, abandoned: 0, delivered: 0, spooled: 0 }
     for (const b of waiting) {
+      if (this.#keep(b, left)) continue
       // Waiting for a retry after an attempt that went unanswered: Koala may have it.
       const unknown = b.tries?.unanswered === true
       if (unknown) left.unknown += b.items
@@ -185,12 +190,20 @@ export class Sender {
     for (const b of flying) {
       if (b.settled) {
         if (b.delivered) left.delivered += b.items
-      } else {
+      } else if (!this.#keep(b, left)) {
         left.unknown += b.items
         this.#fail(b, 'unknown', CLOSE_DEADLINE.message)
       }
     }
     return left
+  }
+
+  /** At the close() deadline: a batch whose every item is in the spool stays there for the next start. */
+  #keep (batch: Batch, left: Leftovers): boolean {
+    if (batch.locs === undefined || batch.locs.length !== batch.items) return false
+    left.spooled += batch.items
+    this.#settle(batch, false, true)
+    return true
   }
 
   stop (): void {
@@ -412,7 +425,7 @@ export class Sender {
     }
   }
 
-  #settle (batch: Batch, delivered: boolean): void {
+  #settle (batch: Batch, delivered: boolean, kept = false): void {
     if (batch.settled) return
     batch.settled = true
     batch.delivered = delivered
@@ -420,6 +433,7 @@ export class Sender {
     this.#d.budget.release(batch.items, batch.bytes)
     this.#unsettledBatches--
     this.#unsettledItems -= batch.items
+    this.#d.settled(batch, kept)
     // Every watch that began after this batch was enqueued waits for it: a suffix of #watches.
     // (One that finishes removes itself at index i, which the loop has passed.)
     const w = this.#watches

@@ -1,4 +1,5 @@
 import type { FailureReason, RefusalReason } from '../shared/errors'
+import type { SpoolStats } from '../spool'
 
 /** Why a call was refused before it was accepted. */
 export type DropReason = 'invalid' | RefusalReason | 'error'
@@ -40,6 +41,8 @@ export interface TrackerStats extends RouteStats {
   /** Until when sending is paused (429, Retry-After or backoff), epoch ms; 0 when not paused. */
   pausedUntil: number
   state: 'open' | 'closing' | 'closed' | 'disabled'
+  /** The local spool, when one is configured (see docs/durability.md). */
+  spool: SpoolStats | undefined
   profiles: RouteStats
   accounts: RouteStats
 }
@@ -49,7 +52,7 @@ export class RouteCounters {
   sent = 0
   bufferedItems = 0
   readonly failedBy: Record<FailureReason, number> = { rejected: 0, retry_exhausted: 0, disabled: 0, shutdown: 0, unknown: 0 }
-  readonly droppedBy: Record<DropReason, number> = { invalid: 0, queue_full: 0, closed: 0, disabled: 0, unconfigured: 0, error: 0 }
+  readonly droppedBy: Record<DropReason, number> = { invalid: 0, queue_full: 0, spool_full: 0, closed: 0, disabled: 0, unconfigured: 0, error: 0 }
 
   snapshot (buckets: number): RouteStats {
     return {

@@ -15,6 +15,8 @@ import { createRoutes, type Route } from './route'
 import { Sender } from './sender'
 import { addRoutes, RequestCounters, type DropReason, type TrackerStats } from './stats'
 import { createPoolTransport, type Transport } from '../transport'
+import { Spool, SPOOL_FULL } from '../spool'
+import { capturedOf, recordOf } from './spooled'
 
 export interface CloseResult {
   /** Items Koala accepted after close() was called. */
@@ -25,6 +27,8 @@ export interface CloseResult {
   abandoned: number
   /** Items whose request was sent but not answered by the deadline: aborted, and Koala may have stored them. */
   unknown: number
+  /** With a spool: items not delivered by the deadline, kept in the spool for the next tracker started on it. */
+  spooled: number
   /** Whether the deadline passed before everything was settled. */
   timedOut: boolean
 }
@@ -52,6 +56,7 @@ export class Tracker {
   readonly #reporter: Reporter
   readonly #batcher: Batcher
   readonly #sender: Sender
+  readonly #spool: Spool | undefined
   #transport: Transport | undefined
   #state: State = 'open'
   #closing: Promise<CloseResult> | undefined
@@ -90,10 +95,22 @@ export class Tracker {
       reporter: this.#reporter,
       onError: (e) => this.#safeOnError(e),
       onDisabled: (e) => this.#onDisabled(e),
-      refill: () => this.#batcher.sealOldestIfPressed()
+      refill: () => this.#batcher.sealOldestIfPressed(),
+      settled: (batch, kept) => {
+        const spool = this.#spool
+        if (spool === undefined) return
+        if (!kept && batch.locs !== undefined) for (const loc of batch.locs) spool.settle(loc)
+        if (spool.backlog && !this.#budget.high) spool.resume()
+      }
     })
     this.#batcher = new Batcher(opts, this.#clock, this.#budget, (b) => this.#sender.enqueue(b), (err, where) =>
       this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`))
+    // Last of what can throw (a ConfigError for a directory it cannot use or that a live process holds).
+    this.#spool = opts.spool === undefined ? undefined : new Spool(opts.spool, this.#clock, {
+      admit: (payload, loc) => this.#readmit(payload, loc),
+      room: () => this.#state === 'open' && !this.#budget.high,
+      problem: (kind, level, fields, message) => this.#reporter.note(kind, level, fields, message)
+    })
     this.#unwatchExit = watchExit({
       beforeExit: () => {
         // The process would end with items still buffered: send them, as close() does, within its deadline.
@@ -184,6 +201,7 @@ export class Tracker {
       waitingBatches: this.#sender.waiting,
       pausedUntil: this.#sender.pausedUntil,
       state: this.#state,
+      spool: this.#spool?.stats(),
       profiles,
       accounts
     }
@@ -204,18 +222,11 @@ export class Tracker {
           refusal = this.#drop(name, route, 'invalid', err)
         }
         if (c !== undefined) {
-          if (this.#budget.tryTake(c.bytes)) {
-            try {
-              this.#batcher.add(route, c)
-            } catch (err) {
-              // The batcher throws before it holds the item: give its room back, or it is never freed.
-              this.#budget.release(1, c.bytes)
-              throw err
-            }
+          if (this.#spool !== undefined) {
+            this.#acceptDurably(name, route, c, this.#spool)
+          } else if (this.#budget.tryTake(c.bytes)) {
+            this.#hold(route, c)
             route.counters.accepted++
-            route.counters.bufferedItems++
-            // Past half the bounds, a free request slot takes the oldest bucket early (see Sender refill).
-            if (this.#budget.high) this.#sender.schedulePump()
           } else {
             this.#drop(name, route, 'queue_full', new RefusedError(name, 'queue_full'))
           }
@@ -228,6 +239,54 @@ export class Tracker {
     }
     // Strict mode throws for caller mistakes only, not for operational refusals.
     if (refusal !== undefined && this.#opts.strict) throw refusal
+  }
+
+  /** Puts an item whose room is taken into its bucket. */
+  #hold (route: Route, c: Captured): void {
+    try {
+      this.#batcher.add(route, c)
+    } catch (err) {
+      // The batcher throws before it holds the item: give its room back, or it is never freed.
+      this.#budget.release(1, c.bytes)
+      if (c.loc >= 0) this.#spool?.settle(c.loc)
+      throw err
+    }
+    route.counters.bufferedItems++
+    // Past half the bounds, a free request slot takes the oldest bucket early (see Sender refill).
+    if (this.#budget.high) this.#sender.schedulePump()
+  }
+
+  /**
+   * With a spool, every item is appended to it. One that finds no room in memory
+   * (or arrives while older ones wait on disk) stays on disk only, and is read
+   * back as room frees. Refused only when the spool is full; if the spool failed,
+   * items are kept in memory as without one.
+   */
+  #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): void {
+    let held = !spool.backlog && this.#budget.tryTake(c.bytes)
+    const loc = spool.append(recordOf(route, c), held)
+    if (loc === SPOOL_FULL) {
+      if (held) this.#budget.release(1, c.bytes)
+      this.#drop(name, route, 'spool_full', new RefusedError(name, 'spool_full'))
+      return
+    }
+    if (loc >= 0) {
+      c.loc = loc
+    } else if (!held && !(held = this.#budget.tryTake(c.bytes))) {
+      this.#drop(name, route, 'queue_full', new RefusedError(name, 'queue_full'))
+      return
+    }
+    if (held) this.#hold(route, c)
+    route.counters.accepted++
+  }
+
+  /** A record the spool read back (this process's overflow, or an earlier one's): false when memory has no room. */
+  #readmit (payload: string, loc: number): boolean {
+    const { route, c } = capturedOf(payload, this.#routes)
+    if (!this.#budget.tryTake(c.bytes)) return false
+    c.loc = loc
+    this.#hold(route, c)
+    return true
   }
 
   #capture (name: CallName, input: unknown): Captured {
@@ -276,11 +335,13 @@ export class Tracker {
 
   /** Said once, when the process ends with items still held: they are lost. */
   #reportExit (how: string): void {
-    const items = this.#budget.items
+    const spool = this.#spool?.stats()
+    const items = this.#budget.items + (spool?.backlogItems ?? 0)
     if (items === 0 || this.#exitReported) return
     this.#exitReported = true
     const hint = this.#opts.sendOnExit ? 'call close() before exiting (or use gracefulShutdown)' : 'sendOnExit is off'
-    this.#reporter.note('exit', 'error', { items, how }, `koala-tracker: the process is exiting (${how}) with ${plural(items, 'item')} undelivered; they are lost (${hint})`)
+    const fate = spool?.state === 'ok' ? `those written to the spool are sent by the next tracker started on ${spool.dir}` : `they are lost (${hint})`
+    this.#reporter.note('exit', 'error', { items, how }, `koala-tracker: the process is exiting (${how}) with ${plural(items, 'item')} undelivered; ${fate}`)
   }
 
   #deadline (call: string, options: DeadlineOptions | undefined, fallback: number): number {
@@ -301,10 +362,11 @@ export class Tracker {
       const r = await c.promise
       let abandoned = 0
       let unknown = 0
+      let spooled = 0
       let delivered = r.delivered
       if (r.timedOut) {
         const left = await this.#sender.abortAll()
-        ;({ abandoned, unknown } = left)
+        ;({ abandoned, unknown, spooled } = left)
         delivered += left.delivered
         if (abandoned + unknown > 0) {
           const error = new DeliveryError(`close(): the ${timeoutMs} ms deadline passed with ${plural(abandoned + unknown, 'item')} undelivered: ` +
@@ -315,12 +377,17 @@ export class Tracker {
         }
       }
       this.#sender.stop()
+      if (this.#spool !== undefined) {
+        // Items that never left the disk (an overflow not yet read back) stay there too.
+        spooled += this.#spool.stats().backlogItems
+        await this.#spool.close()
+      }
       this.#reporter.flushSummaries()
       await this.#releaseTransport(r.timedOut)
-      return { delivered, failed: r.failed, abandoned, unknown, timedOut: r.timedOut }
+      return { delivered, failed: r.failed, abandoned, unknown, spooled, timedOut: r.timedOut }
     } catch (err) {
       this.#reporter.note('internal', 'error', { err }, 'koala-tracker internal error in close(); please report it')
-      return { delivered: 0, failed: 0, abandoned: this.#budget.items, unknown: 0, timedOut: false }
+      return { delivered: 0, failed: 0, abandoned: this.#budget.items, unknown: 0, spooled: 0, timedOut: false }
     } finally {
       this.#state = 'closed'
       this.#unwatchExit()

@@ -1,0 +1,33 @@
+import { Buffer } from 'node:buffer'
+import type { Captured, ListIndex } from './capture'
+import type { Route } from './route'
+
+/**
+ * An item as the spool keeps it: a JSON header (route, array, bucket key,
+ * primary, secondary), a newline, then the item's JSON exactly as it will be
+ * sent, message_id included. Item JSON never holds a raw newline.
+ */
+export function recordOf (route: Route, c: Captured): string {
+  return JSON.stringify([route.name, c.list, c.key, c.primary ?? null, c.secondary ?? null]) + '\n' + c.json
+}
+
+/** The item a record holds, for the route it names. Throws on a record it cannot read. */
+export function capturedOf (payload: string, routes: { profiles: Route, accounts: Route }): { route: Route, c: Captured } {
+  const newline = payload.indexOf('\n')
+  const head = JSON.parse(payload.slice(0, newline)) as unknown
+  if (newline < 0 || !Array.isArray(head) || head.length !== 5) throw new Error('not a spooled item')
+  const [routeName, list, key, primary, secondary] = head as [unknown, unknown, unknown, unknown, unknown]
+  const route = routeName === 'profiles' ? routes.profiles : routeName === 'accounts' ? routes.accounts : undefined
+  if (route === undefined || (list !== 0 && list !== 1 && list !== 2) || typeof key !== 'string' || !optionalString(primary) || !optionalString(secondary)) {
+    throw new Error('not a spooled item')
+  }
+  const json = payload.slice(newline + 1)
+  return {
+    route,
+    c: { key, primary: primary ?? undefined, secondary: secondary ?? undefined, list: list as ListIndex, json, bytes: Buffer.byteLength(json), loc: -1 }
+  }
+}
+
+function optionalString (v: unknown): v is string | null {
+  return v === null || typeof v === 'string'
+}
