@@ -106,3 +106,18 @@ test('items Koala accepted before a kill are not sent again: the .ack files reco
   for (let i = 0; i < 1000; i++) expect(collector.messageIds().get(`acked-${i}`)).toBe(1)
   expect(collector.stats().duplicates).toBe(duplicatesBefore)
 })
+
+test.each(['exit', 'throw'])('calls made just before the process ends (%s) are written on the way out and delivered by the next process', async (how) => {
+  const dir = mkdtempSync(join(tmpdir(), 'koala-crash-'))
+  down = true
+  const first = start(dir, `end-${how}`, 0, 'interval', { EXIT_HOW: how, COUNT: '500' })
+  const r = await first.exited
+  expect(r.code).toBe(how === 'exit' ? 3 : 1)
+  expect(r.stderr).toMatch(/with 500 items undelivered; those written to the spool are sent by the next tracker/)
+  down = false
+  const last = start(dir, `end-${how}-after`, 0, 'interval')
+  await last.waitForOutput('done')
+  const stats = JSON.parse(last.output().split('done ')[1]) as { recovered: number }
+  expect(stats.recovered).toBe(500)
+  for (let i = 0; i < 500; i++) expect(collector.messageIds().get(`end-${how}-${i}`)).toBe(1)
+})

@@ -3,6 +3,9 @@ import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Fault } from '../lib/collector'
+import { hostname } from 'node:os'
+import { crc32 } from 'node:zlib'
+import { FIXTURES, startNode } from './helpers/child'
 import { harness, person, tick, type Harness } from './helpers/setup'
 
 let h: Harness
@@ -185,6 +188,42 @@ describe('recovery tolerates what a crash leaves', () => {
     await until(() => next.stats().sent === 5, 'the delivery')
     expect(ids(h)).toEqual(range('a', 10).slice(5))
   })
+
+  test('a record whose checksum holds but whose content is not an item is skipped and counted', async () => {
+    const dir = newDir()
+    // A segment written by hand, in the format of docs/durability.md: header, then length | crc32 | payload.
+    const record = (payload: string): Buffer => {
+      const body = Buffer.from(payload)
+      const head = Buffer.alloc(8)
+      head.writeUInt32LE(body.length, 0)
+      head.writeUInt32LE(crc32(body), 4)
+      return Buffer.concat([head, body])
+    }
+    const pid = person()
+    const item = (id: string): string => JSON.stringify(['profiles', 0, pid, pid, null]) + '\n' + JSON.stringify({ message_id: id, type: 'track', event: 'e', properties: {} })
+    fs.writeFileSync(join(dir, 'seg-000000000007.log'), Buffer.concat([
+      Buffer.from('KOALASP\x01', 'latin1'), record(item('h-1')), record('not an item'), record(JSON.stringify(['nowhere', 0, 'k', null, null]) + '\n{}'), record(item('h-2'))
+    ]))
+    h = await harness({ spool: { dir }, flushIntervalMs: 1000 })
+    await until(() => h.tracker.stats().spool?.recovered === 2, 'the recovery')
+    h.clock.advance(1000)
+    await until(() => h.tracker.stats().sent === 2, 'the delivery')
+    expect(ids(h)).toEqual(['h-1', 'h-2'])
+    expect(h.tracker.stats().spool).toMatchObject({ corruptRecords: 2 })
+    await until(() => segments(dir).length === 0, 'the deletion')
+    // This process's own segment is numbered after the one it found.
+    h.tracker.track({ profile_id: pid, event: 'e' })
+    await until(() => h.tracker.stats().spool?.writtenItems === 1, 'the write')
+    expect(segments(dir)).toEqual(['seg-000000000008.log'])
+  })
+
+  test('a segment of another format version is left alone and reported', async () => {
+    const dir = newDir()
+    fs.writeFileSync(join(dir, 'seg-000000000001.log'), Buffer.from('KOALASP\x09whatever comes next', 'latin1'))
+    h = await harness({ spool: { dir } })
+    await until(() => h.tracker.stats().spool?.corruptRecords === 1, 'the check')
+    expect(h.logger.lines.some(l => /another format or version/.test(l.msg ?? ''))).toBe(true)
+  })
 })
 
 describe('bounds and ownership', () => {
@@ -222,12 +261,44 @@ describe('bounds and ownership', () => {
     expect(() => h.make({ spool: { dir } })).not.toThrow()
   })
 
-  test('a lock left by a process that is gone is taken over', async () => {
+  test('a directory held by another live process is refused, naming it; once that process is killed, it is taken over', async () => {
     const dir = newDir()
-    // A pid that cannot be running: above the kernel's pid_max.
-    fs.writeFileSync(join(dir, 'LOCK'), JSON.stringify({ pid: 2 ** 22 + 1, hostname: require('node:os').hostname(), token: 'old' }))
+    h = await harness()
+    const other = startNode([join(FIXTURES, 'spool-crash.cjs')], {
+      env: { KOALA_BASE_URL: h.collector.url, SPOOL_DIR: dir, RUN: 'other', RATE: '1', FSYNC: 'never', MAX_CONCURRENT_REQUESTS: '4' }
+    })
+    await other.waitForOutput('ready')
+    const pid = other.process.pid as number
+    expect(() => h.make({ spool: { dir } })).toThrow(expect.objectContaining({
+      option: 'spool.dir', message: expect.stringContaining(`in use by process ${pid} on ${hostname()}`)
+    }))
+    other.process.kill('SIGKILL')
+    await other.exited
+    h.make({ spool: { dir } })
+    expect(JSON.parse(fs.readFileSync(join(dir, 'LOCK'), 'utf8'))).toMatchObject({ pid: process.pid })
+  })
+
+  test.each([
+    ['a pid that cannot be running (above pid_max)', { pid: 2 ** 22 + 1, hostname: hostname(), token: 'old' }],
+    ['this process\'s own pid, from an earlier process (pid 1 in every container)', { pid: process.pid, hostname: hostname(), token: 'old' }],
+    ['a boot before the last reboot', { pid: 1, hostname: hostname(), bootId: 'another-boot', token: 'old' }],
+    ['a half-written lock file', undefined]
+  ])('a lock left by %s is taken over', async (_what, owner) => {
+    const dir = newDir()
+    fs.writeFileSync(join(dir, 'LOCK'), owner === undefined ? '{"pid":' : JSON.stringify(owner))
     h = await harness({ spool: { dir } })
     expect(JSON.parse(fs.readFileSync(join(dir, 'LOCK'), 'utf8'))).toMatchObject({ pid: process.pid })
+  })
+
+  test('a lock from another host is live while it is touched, and stale after 30 s without', async () => {
+    const dir = newDir()
+    const lock = join(dir, 'LOCK')
+    fs.writeFileSync(lock, JSON.stringify({ pid: 7, hostname: 'elsewhere', token: 'theirs' }))
+    h = await harness()
+    expect(() => h.make({ spool: { dir } })).toThrow(/in use by process 7 on elsewhere/)
+    const past = new Date(Date.now() - 31_000)
+    fs.utimesSync(lock, past, past)
+    expect(() => h.make({ spool: { dir } })).not.toThrow()
   })
 
   test('a directory it cannot use is a ConfigError naming spool.dir', async () => {

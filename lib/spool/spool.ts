@@ -33,6 +33,8 @@ export interface SpoolStats {
   backlogItems: number
   /** Records read back that an earlier process left. */
   recovered: number
+  /** Items of this process that only the disk held, lost to a failed write (or unreadable when read back). */
+  lostItems: number
   /** Torn or corrupt records found (each time, the rest of that segment is skipped) and the bytes skipped. */
   corruptRecords: number
   corruptBytes: number
@@ -120,6 +122,7 @@ export class Spool {
   #reading = false
   #readHandle: { seg: Segment, handle: FileHandle, acked: Set<number> } | undefined
   #recovered = 0
+  #lost = 0
   #corruptRecords = 0
   #corruptBytes = 0
   #errors = 0
@@ -237,6 +240,7 @@ export class Spool {
       items: this.#items,
       backlogItems: this.#backlogKnown,
       recovered: this.#recovered,
+      lostItems: this.#lost,
       corruptRecords: this.#corruptRecords,
       corruptBytes: this.#corruptBytes,
       writtenItems: this.#written,
@@ -244,6 +248,46 @@ export class Spool {
       syncLagMs: this.#unsyncedSince === 0 ? 0 : Math.max(0, this.#clock.now() - this.#unsyncedSince),
       errors: this.#errors,
       state: this.#state
+    }
+  }
+
+  /**
+   * For an exit that cannot wait (process.exit(), an uncaught exception, a
+   * signal): writes the records still queued, synchronously, at the places they
+   * were given. A write of the same records still in flight puts the same bytes
+   * in the same place, so the two cannot conflict.
+   */
+  writeQueuedSync (): void {
+    if (this.#state !== 'ok') return
+    try {
+      for (let i = this.#queueHead; i < this.#queue.length;) {
+        const seg = this.#queueSegs[i]
+        let end = i
+        let bytes = 0
+        while (end < this.#queue.length && this.#queueSegs[end] === seg) bytes += FRAME_BYTES + this.#queueLengths[end++]
+        // A segment's queued records are its last ones.
+        const position = seg.size - bytes
+        const file = this.#path(segmentName(seg.id))
+        let fd: number
+        try {
+          fd = fs.openSync(file, 'r+')
+        } catch {
+          fd = fs.openSync(file, 'wx')
+        }
+        try {
+          fs.writeSync(fd, SEGMENT_HEADER, 0, HEADER_BYTES, 0)
+          fs.writeSync(fd, frame(this.#queue.slice(i, end), this.#queueLengths.slice(i, end)), 0, bytes, position)
+          if (this.#opts.fsync !== 'never') fs.fdatasyncSync(fd)
+        } finally {
+          fs.closeSync(fd)
+        }
+        this.#written += end - i
+        i = end
+      }
+      this.#clearQueue()
+    } catch (err) {
+      this.#errors++
+      this.#hooks.problem('spool_failed', 'error', { err }, `koala-tracker spool: the last writes at exit failed (${(err as Error).message})`)
     }
   }
 
@@ -455,6 +499,7 @@ export class Spool {
     for (const seg of this.#segments.values()) seg.size = Math.max(seg.written, HEADER_BYTES)
     this.#backlogKnown -= lost
     this.#items -= lost
+    this.#lost += lost
     this.#hooks.problem('spool_failed', 'error', { err, lost },
       `koala-tracker spool: writing to ${this.#opts.dir} failed (${(err as Error).message}); new items are kept in memory only` +
       (lost > 0 ? `, and ${lost} items waiting to be written to disk are lost` : ''))
@@ -517,22 +562,27 @@ export class Spool {
       }
       const loc = location(seg.id, cursor.offset)
       if (!acked.has(cursor.offset)) {
-        let admitted: boolean
+        let admitted: boolean | undefined
         try {
           admitted = this.#hooks.admit(scan.payload, loc)
         } catch {
+          // Whole, but not an item this version can send: skipped, like a corrupt record.
           this.#corruptRecords++
           this.#corruptBytes += scan.size
-          admitted = true
-          if (!seg.recovered) this.settle(loc)
         }
-        if (!admitted) return 0
+        if (admitted === false) return 0
         if (seg.recovered) {
-          this.#recovered++
-          seg.pending++
-          this.#items++
+          if (admitted === true) {
+            this.#recovered++
+            seg.pending++
+            this.#items++
+          }
         } else {
           this.#backlogKnown--
+          if (admitted === undefined) {
+            this.#lost++
+            this.settle(loc)
+          }
         }
       }
       cursor.offset += scan.size

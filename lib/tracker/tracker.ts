@@ -116,7 +116,10 @@ export class Tracker {
         // The process would end with items still buffered: send them, as close() does, within its deadline.
         if (this.#state === 'open' && this.#budget.items > 0 && this.#opts.sendOnExit) void this.close()
       },
-      exiting: (how) => this.#reportExit(how)
+      exiting: (how) => {
+        this.#spool?.writeQueuedSync()
+        this.#reportExit(how)
+      }
     })
   }
 
