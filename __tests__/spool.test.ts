@@ -122,7 +122,10 @@ describe('recovery tolerates what a crash leaves', () => {
     const file = join(dir, seg)
     fs.truncateSync(file, fs.statSync(file).size - 5)
     const next = h.make({ spool: { dir } })
+    const problems: string[] = []
+    next.on('spool', (p) => problems.push(p.kind))
     await until(() => next.stats().spool?.corruptRecords === 1, 'the recovery')
+    expect(problems).toEqual(['corrupt'])
     h.clock.advance(1000)
     await until(() => next.stats().sent === 49, 'the delivery')
     expect(ids(h)).toEqual(range('t', 49))
@@ -217,12 +220,16 @@ describe('recovery tolerates what a crash leaves', () => {
     expect(segments(dir)).toEqual(['seg-000000000008.log'])
   })
 
-  test('a segment of another format version is left alone and reported', async () => {
+  test('a segment of another format version is left alone and reported; one that is not a segment at all is skipped and counted', async () => {
     const dir = newDir()
     fs.writeFileSync(join(dir, 'seg-000000000001.log'), Buffer.from('KOALASP\x09whatever comes next', 'latin1'))
+    fs.writeFileSync(join(dir, 'seg-000000000002.log'), Buffer.from('NOTOURS!whatever comes next', 'latin1'))
     h = await harness({ spool: { dir } })
     await until(() => h.tracker.stats().spool?.corruptRecords === 1, 'the check')
-    expect(h.logger.lines.some(l => /another format or version/.test(l.msg ?? ''))).toBe(true)
+    expect(h.logger.lines.some(l => /seg-000000000001.log is of another format version; it was left as it is/.test(l.msg ?? ''))).toBe(true)
+    expect(h.logger.lines.some(l => /seg-000000000002.log has a segment header that is not koala-tracker's/.test(l.msg ?? ''))).toBe(true)
+    await until(() => h.tracker.stats().spool?.segments === 1, 'the deletion of the corrupt one')
+    expect(segments(dir)).toEqual(['seg-000000000001.log'])
   })
 })
 

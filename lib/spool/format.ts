@@ -90,6 +90,12 @@ export function hasHeader (buf: Buffer): boolean {
   return buf.length >= HEADER_BYTES && buf.subarray(0, HEADER_BYTES).equals(SEGMENT_HEADER)
 }
 
+/** Whether a segment starts with the magic of this format but another version byte. */
+export function isOtherVersion (buf: Buffer): boolean {
+  const magic = HEADER_BYTES - 1
+  return buf.length >= HEADER_BYTES && buf.subarray(0, magic).equals(SEGMENT_HEADER.subarray(0, magic)) && !hasHeader(buf)
+}
+
 /** The acknowledged offsets in an .ack file's bytes (a torn last entry is ignored). */
 export function parseAcks (buf: Buffer): Set<number> {
   const acked = new Set<number>()

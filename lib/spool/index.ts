@@ -1,5 +1,5 @@
 // The spool part's surface: the tracker keeps accepted items here when `spool` is configured.
 export { Spool, SPOOL_FULL, SPOOL_OFF } from './spool'
-export type { SpoolHooks, SpoolStats } from './spool'
+export type { SpoolHooks, SpoolProblem, SpoolStats } from './spool'
 export { resolveSpoolOptions, SPOOL_DEFAULTS } from './options'
 export type { FsyncPolicy, ResolvedSpoolOptions, SpoolOptions } from './options'

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import type { Clock, TimerHandle } from '../shared/clock'
 import { ConfigError } from '../shared/errors'
 import {
-  ackName, encodeAcks, frame, FRAME_BYTES, HEADER_BYTES, hasHeader, location, offsetOf, parseAcks, scanRecord,
+  ackName, encodeAcks, frame, FRAME_BYTES, HEADER_BYTES, hasHeader, isOtherVersion, location, offsetOf, parseAcks, scanRecord,
   SEGMENT_HEADER, segmentIds, segmentName, segmentOf
 } from './format'
 import { acquireLock, LOCK_HEARTBEAT_MS, type Lock } from './lock'
@@ -49,6 +49,9 @@ export interface SpoolStats {
   state: 'ok' | 'failed' | 'closed'
 }
 
+/** What went wrong (see the tracker's 'spool' event). */
+export type SpoolProblem = 'failed' | 'corrupt' | 'version' | 'read' | 'ack' | 'delete'
+
 export interface SpoolHooks {
   /**
    * Takes a record read back from disk into memory. Returns false when there is
@@ -58,7 +61,7 @@ export interface SpoolHooks {
   admit: (payload: string, loc: number) => boolean
   /** Whether memory has room for records read back. */
   room: () => boolean
-  problem: (kind: string, level: 'warn' | 'error', fields: Record<string, unknown>, message: string) => void
+  problem: (kind: SpoolProblem, level: 'warn' | 'error', fields: Record<string, unknown>, message: string) => void
 }
 
 interface Segment {
@@ -287,7 +290,7 @@ export class Spool {
       this.#clearQueue()
     } catch (err) {
       this.#errors++
-      this.#hooks.problem('spool_failed', 'error', { err }, `koala-tracker spool: the last writes at exit failed (${(err as Error).message})`)
+      this.#hooks.problem('failed', 'error', { err }, `koala-tracker spool: the last writes at exit failed (${(err as Error).message})`)
     }
   }
 
@@ -455,7 +458,7 @@ export class Spool {
         } catch (err) {
           // Lost acknowledgements only mean these items are sent again after a crash (Koala drops repeated message_ids).
           this.#errors++
-          this.#hooks.problem('spool_ack', 'warn', { err }, `koala-tracker spool: could not record settled items in ${ackName(seg.id)}`)
+          this.#hooks.problem('ack', 'warn', { err }, `koala-tracker spool: could not record settled items in ${ackName(seg.id)}`)
         }
       }
     }
@@ -468,7 +471,7 @@ export class Spool {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
         this.#errors++
-        this.#hooks.problem('spool_delete', 'warn', { err }, `koala-tracker spool: could not delete ${name}`)
+        this.#hooks.problem('delete', 'warn', { err }, `koala-tracker spool: could not delete ${name}`)
       }
     }
   }
@@ -500,7 +503,7 @@ export class Spool {
     this.#backlogKnown -= lost
     this.#items -= lost
     this.#lost += lost
-    this.#hooks.problem('spool_failed', 'error', { err, lost },
+    this.#hooks.problem('failed', 'error', { err, lost },
       `koala-tracker spool: writing to ${this.#opts.dir} failed (${(err as Error).message}); new items are kept in memory only` +
       (lost > 0 ? `, and ${lost} items waiting to be written to disk are lost` : ''))
   }
@@ -516,7 +519,7 @@ export class Spool {
   #failRead (err: unknown): void {
     this.#errors++
     const cursor = this.#cursor
-    this.#hooks.problem('spool_read', 'error', { err }, `koala-tracker spool: reading ${cursor === undefined ? 'the spool' : segmentName(cursor.seg.id)} failed (${(err as Error).message})`)
+    this.#hooks.problem('read', 'error', { err }, `koala-tracker spool: reading ${cursor === undefined ? 'the spool' : segmentName(cursor.seg.id)} failed (${(err as Error).message})`)
     // Past this segment, or the reader would fail on it for ever.
     if (cursor !== undefined) this.#skipRest(cursor, false)
   }
@@ -604,7 +607,16 @@ export class Spool {
       if (!hasHeader(head)) {
         await handle.close()
         const cursor = this.#cursor as Cursor
-        this.#corrupt(cursor, 'a segment header of another format or version')
+        if (isOtherVersion(head)) {
+          // Written by another version of koala-tracker: kept as it is for that version, and no longer counted here.
+          this.#hooks.problem('version', 'error', { segment: segmentName(seg.id) },
+            `koala-tracker spool: ${segmentName(seg.id)} is of another format version; it was left as it is`)
+          this.#segments.delete(seg.id)
+          this.#bytes -= seg.size
+          this.#next(cursor)
+        } else {
+          this.#corrupt(cursor, 'a segment header that is not koala-tracker\'s')
+        }
         return undefined
       }
       acked = await fs.promises.readFile(this.#path(ackName(seg.id))).then(parseAcks, () => new Set<number>())
@@ -618,7 +630,7 @@ export class Spool {
     const skipped = cursor.seg.written - cursor.offset
     this.#corruptRecords++
     this.#corruptBytes += skipped
-    this.#hooks.problem('spool_corrupt', 'error', { segment: segmentName(cursor.seg.id), offset: cursor.offset, bytes: skipped },
+    this.#hooks.problem('corrupt', 'error', { segment: segmentName(cursor.seg.id), offset: cursor.offset, bytes: skipped },
       `koala-tracker spool: ${segmentName(cursor.seg.id)} has ${detail} at byte ${cursor.offset}; the ${skipped} bytes after it were skipped`)
     this.#skipRest(cursor, true)
   }

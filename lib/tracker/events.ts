@@ -1,4 +1,5 @@
 import type { CallName, DeliveryError, FailureReason, IngestDisabledError, KoalaError } from '../shared/errors'
+import type { SpoolProblem } from '../spool'
 import type { DropReason } from './stats'
 
 export type RouteName = 'profiles' | 'accounts'
@@ -15,7 +16,14 @@ export interface TrackerEvents {
   dropped: { route: RouteName, call: CallName, reason: DropReason, error: KoalaError }
   /** Koala refused the project; the tracker stopped sending. Emitted once. */
   disabled: { error: IngestDisabledError }
+  /**
+   * A problem with the spool: `failed` (a write or sync failed; the spool stopped), `corrupt` (a torn or
+   * corrupt record; the rest of its segment skipped), `version` (a segment of another format version, left
+   * as it is), `read`, `ack` or `delete` (a file operation failed). Also logged.
+   */
+  spool: { kind: SpoolProblem, message: string }
 }
+
 
 export type EventName = keyof TrackerEvents
 export type Listener<E extends EventName> = (payload: TrackerEvents[E]) => void

@@ -109,7 +109,10 @@ export class Tracker {
     this.#spool = opts.spool === undefined ? undefined : new Spool(opts.spool, this.#clock, {
       admit: (payload, loc) => this.#readmit(payload, loc),
       room: () => this.#state === 'open' && !this.#budget.high,
-      problem: (kind, level, fields, message) => this.#reporter.note(kind, level, fields, message)
+      problem: (kind, level, fields, message) => {
+        this.#reporter.note(`spool_${kind}`, level, fields, message)
+        if (this.#events.has('spool')) this.#events.emit('spool', { kind, message })
+      }
     })
     this.#unwatchExit = watchExit({
       beforeExit: () => {
