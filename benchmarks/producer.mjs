@@ -4,6 +4,7 @@
 // pre-built bodies: the floor), heap (heap held per buffered item), soak (soak.mjs).
 // The build measured is KOALA_DIST (a dist directory; default this repository's),
 // loaded through its package.json as an installed package would be (load-build.mjs).
+// BENCH_SPOOL_DIR (spool.mjs): the tracker gets `spool: { dir }` there, every other spool option its default.
 import crypto from 'node:crypto'
 import { closeSync, openSync, readSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -11,6 +12,7 @@ import { PerformanceObserver, performance } from 'node:perf_hooks'
 import { SCENARIOS, call, itemJson, plan } from './scenarios.mjs'
 import { closedPort, heapPerItem, peakRssBytes, sameStart } from './heap.mjs'
 import { loadBuild } from './load-build.mjs'
+import { spoolUnderTest } from './util.mjs'
 
 const [mode, scenario, port, loop = 'yield'] = process.argv.slice(2)
 const baseUrl = `http://127.0.0.1:${port}`
@@ -91,7 +93,8 @@ async function profiler () {
 async function runTracker () {
   const p = plan(scenario)
   // BENCH_OPTS (JSON) is for exploring other settings by hand; `npm run bench` never sets it.
-  const opts = { publicKey, baseUrl, ...JSON.parse(process.env.BENCH_OPTS ?? '{}') }
+  const spool = await spoolUnderTest(process.env.BENCH_SPOOL_DIR)
+  const opts = { publicKey, baseUrl, ...(spool.options && { spool: spool.options }), ...JSON.parse(process.env.BENCH_OPTS ?? '{}') }
   if (loop === 'tight') {
     // A tight loop never lets a request out until it ends: give it room for every call.
     opts.maxBufferedItems = Math.max(DEFAULTS.maxBufferedItems, p.calls)
@@ -114,6 +117,7 @@ async function runTracker () {
   let callWaitNs = 0
   let peakBuffered = 0
   let peakInFlight = 0
+  let peakSpoolBytes = 0
   for (let start = 0; start < p.calls; start += YIELD_EVERY) {
     const end = Math.min(start + YIELD_EVERY, p.calls)
     const w0 = waited()
@@ -128,6 +132,7 @@ async function runTracker () {
       const s = tracker.stats()
       peakBuffered = Math.max(peakBuffered, s.bufferedItems)
       peakInFlight = Math.max(peakInFlight, s.inFlightRequests)
+      peakSpoolBytes = Math.max(peakSpoolBytes, s.spool?.bytes ?? 0)
       await tick()
     }
   }
@@ -164,7 +169,8 @@ async function runTracker () {
     peakBuffered,
     peakInFlight: loop === 'yield' ? peakInFlight : undefined,
     closed,
-    pageFaults
+    pageFaults,
+    spool: spool.options && { ...s.spool, ...spool.written, peakBytes: peakSpoolBytes }
   })
 }
 

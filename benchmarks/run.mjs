@@ -12,11 +12,12 @@
 //   npm run bench -- --steady          only the steady load and the backlog flush (steady.mjs: its options there)
 //   npm run bench -- --app             only the Express app benchmark (app.mjs: its options there)
 //   npm run bench -- --delivery        only the delivery benchmarks: faults, outage, latency (delivery.mjs: its options there)
+//   npm run bench -- --spool           only S1–S3 and the steady load in memory and with the disk spool (spool.mjs: its options there)
 //   npm run bench -- --render          print the tables of results/latest.json again (no measuring)
 //   npm run bench:smoke                everything above but peers and soak, scaled down, once: fails on any loss,
 //                                      duplicate or crash, writes nothing (node benchmarks/run.mjs --smoke;
-//                                      with --steady, --app or --delivery, only those, scaled down)
-// --steady, --app and --delivery take --dist and --compare too.
+//                                      with --steady, --app, --delivery or --spool, only those, scaled down)
+// --steady, --app and --delivery take --dist and --compare too; --spool takes --dist.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -40,7 +41,7 @@ const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
 const dist = resolve(value('--dist', DEFAULT_DIST))
 const compare = value('--compare', undefined) && resolve(value('--compare'))
-const modes = ['--steady', '--app', '--delivery'].filter(flag)
+const modes = ['--steady', '--app', '--delivery', '--spool'].filter(flag)
 
 /** Runs one producer process and checks what the sink received. */
 async function measure (sink, mode, scenario, loop = 'yield', build = dist) {
@@ -163,10 +164,10 @@ async function main () {
     await (await import('./soak.mjs')).soak(Number(value('--soak', 10)), undefined, { KOALA_DIST: dist })
     return
   }
-  // The smoke covers every part; otherwise --steady, --app or --delivery run those alone.
+  // The smoke covers every part; otherwise --steady, --app, --delivery or --spool run those alone.
   if (modes.length > 0 || smoke) {
     const all = modes.length === 0
-    const parts = { '--steady': './steady.mjs', '--app': './app.mjs', '--delivery': './delivery.mjs' }
+    const parts = { '--steady': './steady.mjs', '--app': './app.mjs', '--delivery': './delivery.mjs', '--spool': './spool.mjs' }
     if (all) await scenariosAndColdStart()
     for (const [name, file] of Object.entries(parts)) {
       if (all || flag(name)) await (await import(file)).main(args)

@@ -1,6 +1,7 @@
 // One steady-load or backlog measurement in a fresh process (see steady.mjs). Prints one JSON line.
 //   node --expose-gc steady-producer.mjs '<config JSON>'
-// config: { mode: 'steady' | 'backlog', sdk: 'tracker' | 'posthog' | 'loop', port, dist, rate, people, seconds, items }
+// config: { mode: 'steady' | 'backlog', sdk: 'tracker' | 'posthog' | 'loop', port, dist, rate, people, seconds, items, spoolDir }
+// spoolDir (spool.mjs): the tracker gets `spool: { dir: spoolDir }`, every other spool option its default.
 // 'loop' is the pacing loop alone, building the same call arguments but calling nothing:
 // the event-loop delay the producer has without any SDK.
 import { randomUUID } from 'node:crypto'
@@ -9,7 +10,7 @@ import { dirname, join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { loadBuild } from './load-build.mjs'
-import { uuids } from './util.mjs'
+import { spoolUnderTest, uuids } from './util.mjs'
 
 const config = JSON.parse(process.argv[2])
 const baseUrl = `http://127.0.0.1:${config.port}`
@@ -20,21 +21,25 @@ const ms = (ns) => ns / 1e6
 const delays = (h) => ({ p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean), samples: h.count })
 
 /** The same track in each SDK's shape; `close` sends what is left and returns the SDK's own counts. */
-function client (sdk, trackerOptions = {}) {
+async function client (sdk, trackerOptions = {}) {
   if (sdk === 'tracker') {
+    const spool = await spoolUnderTest(config.spoolDir)
     const build = loadBuild(config.dist)
     const { createTracker } = build.tracker()
     // Loaded by the first send otherwise (~50 ms once per process): a start-up cost, not the steady state's.
     build.require('undici')
     build.require('lru-cache')
-    const t = createTracker({ publicKey: 'pk_bench', baseUrl, ...trackerOptions })
+    const t = createTracker({ publicKey: 'pk_bench', baseUrl, ...(spool.options && { spool: spool.options }), ...trackerOptions })
     return {
       tracker: t,
       track: (id, seq) => t.track({ profile_id: id, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq } }),
       close: async () => {
         const closed = await t.close({ timeoutMs: 300_000 })
         const s = t.stats()
-        return { accepted: s.accepted, refused: s.dropped, queueFull: s.droppedBy.queue_full, sent: s.sent, failed: s.failed, requests: s.requests.sent, closed }
+        return {
+          accepted: s.accepted, refused: s.dropped, queueFull: s.droppedBy.queue_full, sent: s.sent, failed: s.failed, requests: s.requests.sent, closed,
+          spool: spool.options && { ...s.spool, ...spool.written }
+        }
       }
     }
   }
@@ -64,7 +69,7 @@ async function steady () {
   const { sdk, rate, people, seconds } = config
   const ids = uuids(people, randomUUID)
   const total = Math.round(rate * seconds)
-  const c = client(sdk)
+  const c = await client(sdk)
   globalThis.gc()
   await sleep(50)
   const h = monitorEventLoopDelay({ resolution: 1 })
@@ -90,7 +95,12 @@ async function steady () {
   const cpu = process.cpuUsage(cpu0)
   const c0 = performance.now()
   const counts = await c.close()
-  out({ calls: total, loopMs, eventLoopDelayMs: delays(h), stalls, stallCount, cpuPerCallUs: (cpu.user + cpu.system) / total, closeMs: performance.now() - c0, ...counts })
+  // With close(), which sends what the flush timer had not yet: the CPU of every item, not only the calls'.
+  const cpuAll = process.cpuUsage(cpu0)
+  out({
+    calls: total, loopMs, eventLoopDelayMs: delays(h), stalls, stallCount, cpuPerCallUs: (cpu.user + cpu.system) / total,
+    cpuWithCloseMicros: cpuAll.user + cpuAll.system, closeMs: performance.now() - c0, ...counts
+  })
 }
 
 /**
@@ -101,7 +111,7 @@ async function steady () {
 async function backlog () {
   const { items, people } = config
   const ids = uuids(people, randomUUID)
-  const c = client('tracker', { flushIntervalMs: 600_000 })
+  const c = await client('tracker', { flushIntervalMs: 600_000 })
   for (let start = 0; start < items; start += 1_000) {
     for (let i = start; i < Math.min(start + 1_000, items); i++) c.track(ids[i % people], i)
     await new Promise((resolve) => setImmediate(resolve))

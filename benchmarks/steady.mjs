@@ -25,7 +25,7 @@ const f = (x, d = 1) => x === undefined ? '–' : x.toFixed(d)
 const int = (x) => x === undefined ? '–' : Math.round(x).toLocaleString('en-US')
 
 /** One producer process, and what the sink received from it. */
-async function run (sink, config) {
+export async function run (sink, config) {
   const expected = config.mode === 'backlog' ? config.items : Math.round(config.rate * config.seconds)
   await sink.reset(expected)
   const out = execFileSync(process.execPath, ['--expose-gc', join(here, 'steady-producer.mjs'), JSON.stringify({ ...config, port: sink.port })],

@@ -1,5 +1,5 @@
 // Small pieces shared by the benchmark scripts.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, promises, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cpus } from 'node:os'
@@ -48,4 +48,30 @@ export function writeResults (file, results) {
   mkdirSync(resultsDir, { recursive: true })
   writeFileSync(join(resultsDir, file), JSON.stringify(results, null, 2) + '\n')
   log(`wrote benchmarks/results/${file}`)
+}
+
+/**
+ * The tracker's `spool` option for a producer given a spool directory (spool.mjs), or undefined without
+ * one, and the bytes the spool hands to the OS: records and headers written to its segment files
+ * (FileHandle.write) and settled offsets appended to its .ack files (fs.promises.appendFile), counted by
+ * wrapping both: nothing else in a producer writes files.
+ */
+export async function spoolUnderTest (dir) {
+  if (dir === undefined) return { options: undefined, written: undefined }
+  const written = { segmentBytes: 0, ackBytes: 0 }
+  const handle = await promises.open('/dev/null')
+  const proto = Object.getPrototypeOf(handle)
+  await handle.close()
+  const write = proto.write
+  proto.write = async function (...a) {
+    const r = await write.apply(this, a)
+    written.segmentBytes += r.bytesWritten
+    return r
+  }
+  const append = promises.appendFile
+  promises.appendFile = (file, data, ...rest) => {
+    written.ackBytes += Buffer.byteLength(data)
+    return append(file, data, ...rest)
+  }
+  return { options: { dir }, written }
 }
