@@ -76,6 +76,8 @@ interface Segment {
   readonly recovered: boolean
   /** Offsets settled and not yet written to the .ack file. */
   acks: number[]
+  /** The .ack file, open for appending once the first acknowledgement is written. */
+  ackHandle: FileHandle | undefined
   deleted: boolean
 }
 
@@ -158,7 +160,7 @@ export class Spool {
       } catch {
         continue
       }
-      const seg: Segment = { id, size, written: size, pending: 0, recovered: true, acks: [], deleted: false }
+      const seg: Segment = { id, size, written: size, pending: 0, recovered: true, acks: [], ackHandle: undefined, deleted: false }
       this.#segments.set(id, seg)
       this.#bytes += size
       last = id
@@ -176,13 +178,12 @@ export class Spool {
   get backlog (): boolean { return this.#cursor !== undefined }
 
   /**
-   * Appends a record. `held`: the item is also in memory; if not, it waits on
+   * Appends a record of `length` UTF-8 bytes. `held`: the item is also in memory; if not, it waits on
    * disk until the reader brings it back. Returns its location (for settle()),
    * SPOOL_FULL or SPOOL_OFF.
    */
-  append (payload: string, held: boolean): number {
+  append (payload: string, length: number, held: boolean): number {
     if (this.#state !== 'ok') return SPOOL_OFF
-    const length = Buffer.byteLength(payload)
     const size = FRAME_BYTES + length
     if (this.#bytes + size > this.#opts.maxBytes) return SPOOL_FULL
     if (this.#active.size + size > this.#opts.segmentBytes && this.#active.size > HEADER_BYTES) {
@@ -220,7 +221,8 @@ export class Spool {
   resume (): void {
     if (this.#reading || !this.#canRead()) return
     this.#reading = true
-    this.#read().catch(err => this.#failRead(err)).finally(() => {
+    // A read cut short by close() is not a failure.
+    this.#read().catch(err => { if (!this.#closed) this.#failRead(err) }).finally(() => {
       this.#reading = false
       // The writer may have added records while the reader was stopping.
       if (this.#canRead()) this.resume()
@@ -305,13 +307,14 @@ export class Spool {
     this.#state = 'closed'
     if (this.#writeSeg !== undefined) await this.#closeWriteSegment(this.#opts.fsync !== 'never')
     // The active segment too, when all its records are settled: a clean stop leaves an empty directory.
-    this.#active = { id: -1, size: 0, written: 0, pending: 0, recovered: false, acks: [], deleted: true }
+    this.#active = { id: -1, size: 0, written: 0, pending: 0, recovered: false, acks: [], ackHandle: undefined, deleted: true }
     for (const seg of [...this.#segments.values()]) this.#maybeDelete(seg)
     this.#syncWanted = false
     this.#kick()
     await this.#idle()
     await this.#readHandle?.handle.close().catch(() => {})
     this.#readHandle = undefined
+    for (const seg of this.#segments.values()) await seg.ackHandle?.close().catch(() => {})
     this.#lock.release()
   }
 
@@ -320,7 +323,7 @@ export class Spool {
   }
 
   #newSegment (id: number): Segment {
-    const seg: Segment = { id, size: HEADER_BYTES, written: 0, pending: 0, recovered: false, acks: [], deleted: false }
+    const seg: Segment = { id, size: HEADER_BYTES, written: 0, pending: 0, recovered: false, acks: [], ackHandle: undefined, deleted: false }
     this.#segments.set(id, seg)
     this.#bytes += HEADER_BYTES
     return seg
@@ -447,6 +450,7 @@ export class Spool {
         did = true
         this.#segments.delete(seg.id)
         if (this.#writeSeg === seg) await this.#closeWriteSegment(false)
+        await seg.ackHandle?.close().catch(() => {})
         await this.#unlink(segmentName(seg.id))
         await this.#unlink(ackName(seg.id))
       } else if (seg.acks.length !== 0) {
@@ -454,7 +458,8 @@ export class Spool {
         const offsets = seg.acks
         seg.acks = []
         try {
-          await fs.promises.appendFile(this.#path(ackName(seg.id)), encodeAcks(offsets))
+          seg.ackHandle ??= await fs.promises.open(this.#path(ackName(seg.id)), 'a')
+          await seg.ackHandle.write(encodeAcks(offsets))
         } catch (err) {
           // Lost acknowledgements only mean these items are sent again after a crash (Koala drops repeated message_ids).
           this.#errors++

@@ -7,9 +7,13 @@ import type { Route } from './route'
  * primary, secondary), a newline, then the item's JSON exactly as it will be
  * sent, message_id included. Item JSON never holds a raw newline.
  */
-export function recordOf (route: Route, c: Captured): string {
-  return JSON.stringify([route.name, c.list, c.key, c.primary ?? null, c.secondary ?? null]) + '\n' + c.json
+export function recordOf (route: Route, c: Captured): { payload: string, bytes: number } {
+  const head = `["${route.name}",${c.list},${JSON.stringify(c.key)},${str(c.primary)},${str(c.secondary)}]\n`
+  // The item's bytes are known: only the short header is measured.
+  return { payload: head + c.json, bytes: Buffer.byteLength(head) + c.bytes }
 }
+
+const str = (s: string | undefined): string => s === undefined ? 'null' : JSON.stringify(s)
 
 /** The item a record holds, for the route it names. Throws on a record it cannot read. */
 export function capturedOf (payload: string, routes: { profiles: Route, accounts: Route }): { route: Route, c: Captured } {

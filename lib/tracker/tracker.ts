@@ -270,7 +270,8 @@ export class Tracker {
    */
   #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): void {
     let held = !spool.backlog && this.#budget.tryTake(c.bytes)
-    const loc = spool.append(recordOf(route, c), held)
+    const record = recordOf(route, c)
+    const loc = spool.append(record.payload, record.bytes, held)
     if (loc === SPOOL_FULL) {
       if (held) this.#budget.release(1, c.bytes)
       this.#drop(name, route, 'spool_full', new RefusedError(name, 'spool_full'))
