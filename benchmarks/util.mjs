@@ -53,25 +53,28 @@ export function writeResults (file, results) {
 /**
  * The tracker's `spool` option for a producer given a spool directory (spool.mjs), or undefined without
  * one, and the bytes the spool hands to the OS: records and headers written to its segment files
- * (FileHandle.write) and settled offsets appended to its .ack files (fs.promises.appendFile), counted by
- * wrapping both: nothing else in a producer writes files.
+ * and settled offsets appended to its .ack files, both by FileHandle.write, counted by wrapping it (a
+ * handle opened on an .ack file counts as the latter): nothing else in a producer writes files.
  */
 export async function spoolUnderTest (dir) {
   if (dir === undefined) return { options: undefined, written: undefined }
   const written = { segmentBytes: 0, ackBytes: 0 }
-  const handle = await promises.open('/dev/null')
+  const acks = new WeakSet()
+  const open = promises.open
+  promises.open = async (file, ...rest) => {
+    const handle = await open(file, ...rest)
+    if (String(file).endsWith('.ack')) acks.add(handle)
+    return handle
+  }
+  const handle = await open('/dev/null')
   const proto = Object.getPrototypeOf(handle)
   await handle.close()
   const write = proto.write
   proto.write = async function (...a) {
     const r = await write.apply(this, a)
-    written.segmentBytes += r.bytesWritten
+    if (acks.has(this)) written.ackBytes += r.bytesWritten
+    else written.segmentBytes += r.bytesWritten
     return r
-  }
-  const append = promises.appendFile
-  promises.appendFile = (file, data, ...rest) => {
-    written.ackBytes += Buffer.byteLength(data)
-    return append(file, data, ...rest)
   }
   return { options: { dir }, written }
 }

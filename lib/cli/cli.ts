@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { EXIT, readPlan, runDelete, runStatus, runWait, UsageError, type WaitSettings } from './delete'
 import { nodeIo, type CliIo } from './io'
+import { RELAY_HELP, runRelay } from './relay'
 import { requestLine } from './request-line'
 import { startCollector, type Collector } from '../collector'
 import { createDeletionClient, DELETION_ID_RULE, isDeletionId, type DeletionClient } from '../deletion'
@@ -21,7 +22,9 @@ const COMMANDS = {
   status: `  koala-tracker status ID... [--wait] [options]
       Show (or wait for) the status of earlier deletion requests.`,
   collector: `  koala-tracker collector [--port 4010] [--host 127.0.0.1] [--polls-until-completed 2] [--quiet]
-      Run the embedded Koala-compatible collector (ingestion and deletion API) for local development.`
+      Run the embedded Koala-compatible collector (ingestion and deletion API) for local development.`,
+  relay: `  koala-tracker relay --redis URL [--stream NAME] [--base-url URL]
+      Deliver what a fleet of trackers adds to a Redis stream (fleet mode), without tracking anything.`
 }
 
 const KEY_HELP = `Options for delete and status:
@@ -54,17 +57,21 @@ Usage:
 ${COMMANDS.delete}
 ${COMMANDS.status}
 ${COMMANDS.collector}
+${COMMANDS.relay}
 
 Any command takes --help.
 
 ${KEY_HELP}
 
-${COLLECTOR_HELP}`
+${COLLECTOR_HELP}
+
+${RELAY_HELP}`
 
 type Command = keyof typeof COMMANDS
 
 function commandUsage (command: Command): string {
-  return `Usage:\n${COMMANDS[command]}\n\n${command === 'collector' ? COLLECTOR_HELP : KEY_HELP}`
+  const options = command === 'collector' ? COLLECTOR_HELP : command === 'relay' ? RELAY_HELP : KEY_HELP
+  return `Usage:\n${COMMANDS[command]}\n\n${options}`
 }
 
 const isCommand = (name: string | undefined): name is Command => name !== undefined && Object.hasOwn(COMMANDS, name)
@@ -129,6 +136,8 @@ export async function main (argv: string[], rawIo: CliIo): Promise<number> {
       }
       case 'collector':
         return await runCollector(io, rest)
+      case 'relay':
+        return await runRelay(io, rest, () => help(io, 'relay'))
       case 'help': case '--help': case '-h': case undefined:
         // `help delete` is `delete --help`.
         if (command === 'help' && isCommand(rest[0])) return help(io, rest[0])

@@ -21,7 +21,10 @@ const SPOOL_OPTIONS = ['dir', 'fsync', ...SPOOL_NUMERIC]
 const spoolName = (option: string): string => 'spool' + option[0].toUpperCase() + option.slice(1)
 
 /** Every KOALA_ variable koala-tracker reads, by the name it is derived from: the options, the deletion command's key, the escape. */
-const KNOWN = ['publicKey', 'baseUrl', 'strict', 'sendOnExit', ...NUMERIC, ...SPOOL_OPTIONS.map(spoolName), 'secretKey', 'allowUnknownEnv']
+/** Fleet mode: KOALA_REDIS_URL turns it on, KOALA_REDIS_STREAM names the stream. */
+const REDIS_OPTIONS = ['redisUrl', 'redisStream']
+
+const KNOWN = ['publicKey', 'baseUrl', 'strict', 'sendOnExit', ...NUMERIC, ...SPOOL_OPTIONS.map(spoolName), ...REDIS_OPTIONS, 'secretKey', 'allowUnknownEnv']
 const KNOWN_VARIABLES = new Set(KNOWN.map(envName))
 
 /**
@@ -86,6 +89,10 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
     const stray = Object.keys(spool).find(k => spool[k] !== undefined)
     if (stray !== undefined) throw new ConfigError(envName(spoolName(stray)), `is set but ${envName('spoolDir')} is not: the spool needs a directory`)
   }
+  const redisUrl = read('redisUrl')
+  const redisStream = read('redisStream')
+  if (redisUrl !== undefined) out.redis = redisStream === undefined ? { url: redisUrl } : { url: redisUrl, stream: redisStream }
+  else if (redisStream !== undefined) throw new ConfigError(envName('redisStream'), `is set but ${envName('redisUrl')} is not`)
   return out
 }
 
@@ -95,6 +102,7 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
  */
 export function envConfigError (err: ConfigError): ConfigError {
   if (err.option.startsWith('KOALA_') || err.option === 'options') return err
-  const option = err.option.startsWith('spool.') ? spoolName(err.option.slice('spool.'.length)) : err.option
+  const [part, field] = err.option.split('.')
+  const option = field !== undefined && (part === 'spool' || part === 'redis') ? part + field[0].toUpperCase() + field.slice(1) : err.option
   return new ConfigError(envName(option), `is invalid: ${err.message}`)
 }

@@ -174,6 +174,7 @@ function stats (): SingletonStats {
       inFlightRequests: 0,
       concurrency: 0,
       spool: undefined,
+      redis: undefined,
       waitingBatches: 0,
       pausedUntil: 0,
       state: 'unconfigured',

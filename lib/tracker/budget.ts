@@ -23,6 +23,12 @@ export class Budget {
     return true
   }
 
+  /** Takes room whatever the bounds: for what is already read from a shared store (bounded by what one read takes). */
+  take (bytes: number): void {
+    this.items++
+    this.bytes += bytes
+  }
+
   /** Past half of either bound: the oldest buckets are sent before their deadline to make room. */
   get high (): boolean {
     return this.items * 2 >= this.#maxItems || this.bytes * 2 >= this.#maxBytes

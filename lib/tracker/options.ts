@@ -4,6 +4,7 @@ import { checkClock, checkFunction, checkInt, checkKnownKeys, checkLogger, parse
 import { DEFAULT_BASE_URL, MAX_ITEMS_PER_ARRAY } from '../shared/constants'
 import { ConfigError, type KoalaError } from '../shared/errors'
 import type { LoggerLike } from '../shared/logger'
+import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions } from '../fleet'
 import { resolveSpoolOptions, type ResolvedSpoolOptions, type SpoolOptions } from '../spool'
 import type { Transport } from '../transport'
 
@@ -59,6 +60,11 @@ export interface TrackerOptions extends SharedInjections {
    * memory loses nothing (docs/durability.md). Off by default.
    */
   spool?: SpoolOptions
+  /**
+   * Fleet mode: every process adds its items to one Redis stream, and consumers deliver them, one person's items
+   * from many processes together (docs/durability.md). Needs the ioredis package. Off by default.
+   */
+  redis?: FleetOptions
   /** Called with every refused call and every failed batch. Errors it throws are contained. */
   onError?: (error: KoalaError) => void
   /** For tests or custom HTTP: replaces the undici Pool entirely. */
@@ -97,8 +103,9 @@ export const DEFAULTS = Object.freeze({
   sendOnExit: true
 } satisfies Record<NumericOption, number> & { baseUrl: string, strict: boolean, sendOnExit: boolean })
 
-export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random' | 'spool'>> {
+export interface ResolvedOptions extends Readonly<Omit<Required<TrackerOptions>, 'onError' | 'logger' | 'clock' | 'transport' | 'dispatcher' | 'random' | 'spool' | 'redis'>> {
   readonly spool: ResolvedSpoolOptions | undefined
+  readonly redis: ResolvedFleetOptions | undefined
   readonly onError: TrackerOptions['onError']
   readonly logger: LoggerLike | undefined
   readonly clock: Clock | undefined
@@ -138,7 +145,7 @@ const INT_LIMITS: Record<NumericOption, [min: number, max: number]> = {
 }
 
 const TRACKER_OPTION_NAMES = Object.freeze([
-  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'sendOnExit', 'spool', 'onError', 'transport', ...SHARED_INJECTION_NAMES
+  'publicKey', 'baseUrl', ...Object.keys(INT_LIMITS), 'strict', 'sendOnExit', 'spool', 'redis', 'onError', 'transport', ...SHARED_INJECTION_NAMES
 ])
 
 /** Merges options over DEFAULTS and checks them. Pure: throws ConfigError, never logs. */
@@ -192,6 +199,9 @@ export function resolveOptions (input: TrackerOptions): Resolution {
     throw new ConfigError('dispatcher', 'must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method')
   }
   checkLogger(input.logger)
+  if (input.spool !== undefined && input.redis !== undefined) {
+    throw new ConfigError('redis', 'and spool cannot be used together: the stream is the fleet\'s durable store')
+  }
 
   const options: ResolvedOptions = Object.freeze({
     ...numbers,
@@ -200,6 +210,7 @@ export function resolveOptions (input: TrackerOptions): Resolution {
     strict: input.strict ?? DEFAULTS.strict,
     sendOnExit: input.sendOnExit ?? DEFAULTS.sendOnExit,
     spool: input.spool === undefined ? undefined : resolveSpoolOptions(input.spool),
+    redis: input.redis === undefined ? undefined : resolveFleetOptions(input.redis, publicKey),
     onError: input.onError,
     logger: input.logger,
     clock: input.clock,

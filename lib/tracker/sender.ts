@@ -48,6 +48,8 @@ export interface SenderDeps {
   refill: () => boolean
   /** A batch left memory: delivered, failed for good, or (`kept`) left in the spool at the close() deadline. */
   settled: (batch: Batch, kept: boolean) => void
+  /** Koala said to wait (a 429 with Retry-After) until `until`: others sharing its quota may want to know. */
+  rateLimited: (until: number) => void
 }
 
 /** What close() could not deliver by its deadline. */
@@ -360,6 +362,7 @@ export class Sender {
         if (outcome.retryAfterMs !== undefined && outcome.rateLimited) {
           // Koala said when: nobody sends before then.
           this.#pauseUntil(now + delayMs, true)
+          this.#d.rateLimited(now + delayMs)
         } else if (this.#outage) {
           // Everyone waits, longer with each failed probe, and one request probes after the wait.
           if (this.#outageFrom === 0) this.#outageFrom = this.#failures
@@ -388,6 +391,13 @@ export class Sender {
         }
       }
     }
+  }
+
+  /** Another process was told to wait (fleet mode): nobody here sends before `until` either. */
+  holdUntil (until: number): void {
+    if (until <= this.#pausedUntil) return
+    this.#pauseUntil(until, true)
+    if (this.waiting > 0) this.#armWake(until)
   }
 
   #pauseUntil (at: number, rateLimited: boolean): void {

@@ -1,4 +1,5 @@
 import type { FailureReason, RefusalReason } from '../shared/errors'
+import type { FleetStats } from '../fleet'
 import type { SpoolStats } from '../spool'
 
 /** Why a call was refused before it was accepted. */
@@ -43,6 +44,8 @@ export interface TrackerStats extends RouteStats {
   state: 'open' | 'closing' | 'closed' | 'disabled'
   /** The local spool, when one is configured (see docs/durability.md). */
   spool: SpoolStats | undefined
+  /** Fleet mode, when configured (see docs/durability.md). */
+  redis: FleetStats | undefined
   profiles: RouteStats
   accounts: RouteStats
 }

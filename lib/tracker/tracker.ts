@@ -15,6 +15,7 @@ import { createRoutes, type Route } from './route'
 import { Sender } from './sender'
 import { addRoutes, RequestCounters, type DropReason, type TrackerStats } from './stats'
 import { createPoolTransport, type Transport } from '../transport'
+import { Fleet } from '../fleet'
 import { Spool, SPOOL_FULL } from '../spool'
 import { capturedOf, recordOf } from './spooled'
 
@@ -57,6 +58,7 @@ export class Tracker {
   readonly #batcher: Batcher
   readonly #sender: Sender
   readonly #spool: Spool | undefined
+  readonly #fleet: Fleet | undefined
   #transport: Transport | undefined
   #state: State = 'open'
   #closing: Promise<CloseResult> | undefined
@@ -97,11 +99,13 @@ export class Tracker {
       onDisabled: (e) => this.#onDisabled(e),
       refill: () => this.#batcher.sealOldestIfPressed(),
       settled: (batch, kept) => {
-        const spool = this.#spool
-        if (spool === undefined) return
-        if (!kept && batch.locs !== undefined) for (const loc of batch.locs) spool.settle(loc)
-        if (spool.backlog && !this.#budget.high) spool.resume()
-      }
+        // The items' places in the spool or the stream: settled there (unless kept for the next start).
+        const store = this.#spool ?? this.#fleet
+        if (store === undefined) return
+        if (!kept && batch.locs !== undefined) for (const loc of batch.locs) store.settle(loc)
+        if (!this.#budget.high) store.resume()
+      },
+      rateLimited: (until) => this.#fleet?.pauseAll(until)
     })
     this.#batcher = new Batcher(opts, this.#clock, this.#budget, (b) => this.#sender.enqueue(b), (err, where) =>
       this.#reporter.note('internal', 'error', { err }, `koala-tracker internal error in ${where}; please report it`))
@@ -114,10 +118,17 @@ export class Tracker {
         if (this.#events.has('spool')) this.#events.emit('spool', { kind, message })
       }
     })
+    this.#fleet = opts.redis === undefined ? undefined : new Fleet(opts.redis, this.#clock, {
+      admit: (payload, loc) => this.#readmitShared(payload, loc),
+      room: () => this.#state === 'open' && !this.#budget.high,
+      fallback: (payloads) => { for (const p of payloads) this.#readmitShared(p, -1) },
+      pause: (until) => this.#sender.holdUntil(until),
+      problem: (kind, level, fields, message) => this.#reporter.note(kind, level, fields, message)
+    })
     this.#unwatchExit = watchExit({
       beforeExit: () => {
         // The process would end with items still buffered: send them, as close() does, within its deadline.
-        if (this.#state === 'open' && this.#budget.items > 0 && this.#opts.sendOnExit) void this.close()
+        if (this.#state === 'open' && (this.#budget.items > 0 || this.#fleet?.writing === true) && this.#opts.sendOnExit) void this.close()
       },
       exiting: (how) => {
         this.#spool?.writeQueuedSync()
@@ -208,6 +219,7 @@ export class Tracker {
       pausedUntil: this.#sender.pausedUntil,
       state: this.#state,
       spool: this.#spool?.stats(),
+      redis: this.#fleet?.stats(),
       profiles,
       accounts
     }
@@ -230,6 +242,14 @@ export class Tracker {
         if (c !== undefined) {
           if (this.#spool !== undefined) {
             this.#acceptDurably(name, route, c, this.#spool)
+          } else if (this.#fleet?.ready === true) {
+            // To the fleet's stream: a consumer (this process or another) delivers it.
+            this.#fleet.add(recordOf(route, c).payload)
+            route.counters.accepted++
+          } else if (this.#fleet !== undefined && this.#budget.tryTake(c.bytes)) {
+            this.#fleet.tookLocally()
+            this.#hold(route, c)
+            route.counters.accepted++
           } else if (this.#budget.tryTake(c.bytes)) {
             this.#hold(route, c)
             route.counters.accepted++
@@ -254,7 +274,7 @@ export class Tracker {
     } catch (err) {
       // The batcher throws before it holds the item: give its room back, or it is never freed.
       this.#budget.release(1, c.bytes)
-      if (c.loc >= 0) this.#spool?.settle(c.loc)
+      if (c.loc >= 0) (this.#spool ?? this.#fleet)?.settle(c.loc)
       throw err
     }
     route.counters.bufferedItems++
@@ -294,6 +314,17 @@ export class Tracker {
     c.loc = loc
     this.#hold(route, c)
     return true
+  }
+
+  /**
+   * An entry read from the fleet's stream (or a record Redis did not take back, loc -1): held whatever
+   * the room, which what one read brings bounds.
+   */
+  #readmitShared (payload: string, loc: number): void {
+    const { route, c } = capturedOf(payload, this.#routes)
+    this.#budget.take(c.bytes)
+    c.loc = loc
+    this.#hold(route, c)
   }
 
   #capture (name: CallName, input: unknown): Captured {
@@ -363,6 +394,8 @@ export class Tracker {
     try {
       const c = new Completion(this.#clock, timeoutMs)
       this.#sender.watch(c)
+      // Records on their way to the fleet's stream get there (or come back to be sent from here) first.
+      if (this.#fleet !== undefined) await this.#fleet.drainAdds()
       await new Promise<void>(resolve => this.#batcher.sealAll(resolve))
       this.#batcher.stop()
       this.#sender.stopCollecting(c)
@@ -384,6 +417,7 @@ export class Tracker {
         }
       }
       this.#sender.stop()
+      await this.#fleet?.close()
       if (this.#spool !== undefined) {
         // Items that never left the disk (an overflow not yet read back) stay there too.
         spooled += this.#spool.stats().backlogItems

@@ -1,0 +1,151 @@
+import { join } from 'node:path'
+import { startCollector, type Collector, type Fault } from '../lib/collector'
+import { createTracker, type Tracker } from '../lib/tracker/tracker'
+import type { TrackerOptions } from '../lib/tracker/options'
+import { FIXTURES, ROOT, startNode, type Child } from './helpers/child'
+import { hasRedis, startRedis, type RedisServer } from './helpers/redis'
+import { freePort, memoryLogger, person } from './helpers/setup'
+
+// Against a real redis-server (Debian's package; .ci/run installs it). Time is real here: Redis's is.
+const describeRedis = hasRedis ? describe : describe.skip
+
+let redis: RedisServer
+let collector: Collector
+/** Answers for the next requests, in order; then normal ones. */
+const faults: Fault[] = []
+const trackers: Tracker[] = []
+
+beforeAll(async () => {
+  if (!hasRedis) return
+  redis = await startRedis()
+  collector = await startCollector({ keepBodies: true, fault: () => faults.shift() })
+})
+afterAll(async () => {
+  if (!hasRedis) return
+  await redis.stop()
+  await collector.close()
+})
+afterEach(async () => {
+  await Promise.all(trackers.splice(0).map(async t => await t.close({ timeoutMs: 2000 })))
+})
+
+function make (extra: Partial<TrackerOptions> = {}, stream = 'test:stream'): Tracker {
+  const t = createTracker({
+    publicKey: 'pk_test',
+    baseUrl: collector.url,
+    flushIntervalMs: 100,
+    logger: memoryLogger(),
+    redis: { url: redis.url, stream, claimIdleMs: 1500 },
+    ...extra
+  })
+  trackers.push(t)
+  return t
+}
+
+async function connected (t: Tracker): Promise<void> {
+  await until(() => t.stats().redis?.connected === true, 'the connection')
+}
+
+async function until (done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 3000 && !done(); i++) await new Promise(resolve => setTimeout(resolve, 2))
+  if (!done()) throw new Error(`gave up waiting for ${what}`)
+}
+
+describeRedis('fleet mode', () => {
+  test('one person\'s events from three producer processes go to Koala together, through one consumer', async () => {
+    const stream = `together:${person()}`
+    const producers = [0, 1, 2].map(() => make({ redis: { url: redis.url, stream, consume: false } }))
+    const consumer = make({ redis: { url: redis.url, stream } })
+    await Promise.all([...producers, consumer].map(connected))
+    const pid = person()
+    const before = collector.stats().requests
+    producers.forEach((p, n) => { for (let i = 0; i < 10; i++) p.track({ profile_id: pid, event: 'e', message_id: `t-${n}-${i}` }) })
+    await until(() => consumer.stats().sent === 30, 'the delivery')
+    const requests = collector.received.filter(r => r.body.profile_id === pid)
+    expect(requests).toHaveLength(1)
+    expect((requests[0].body.events as unknown[]).length).toBe(30)
+    expect(collector.stats().requests - before).toBe(1)
+    expect(producers.map(p => p.stats().redis?.produced)).toEqual([10, 10, 10])
+    expect(producers.map(p => p.stats().sent)).toEqual([0, 0, 0])
+    await until(() => consumer.stats().redis?.acked === 30, 'the acknowledgements')
+  })
+
+  test('with Redis unreachable, calls are delivered by the process itself, and counted', async () => {
+    const port = await freePort()
+    const t = make({ redis: { url: `redis://127.0.0.1:${port}`, consume: false } })
+    const pid = person()
+    for (let i = 0; i < 5; i++) t.track({ profile_id: pid, event: 'e', message_id: `down-${i}` })
+    await t.flush()
+    expect(t.stats()).toMatchObject({ accepted: 5, sent: 5, redis: { connected: false, produced: 0, local: 5 } })
+    expect(collector.messageIds().get('down-4')).toBe(1)
+  })
+
+  test('a 429 with Retry-After seen by one consumer pauses the others', async () => {
+    const stream = `pause:${person()}`
+    const a = make({ redis: { url: redis.url, stream, claimIdleMs: 600 } })
+    const b = make({ redis: { url: redis.url, stream, claimIdleMs: 600 } })
+    await Promise.all([a, b].map(connected))
+    faults.push({ status: 429, headers: { 'retry-after': '30' } })
+    a.track({ profile_id: person(), event: 'e' })
+    b.track({ profile_id: person(), event: 'e' })
+    // Whichever consumer got the 429 tells the fleet; the other reads it within a third of claimIdleMs.
+    await until(() => a.stats().pausedUntil > Date.now() + 20_000 && b.stats().pausedUntil > Date.now() + 20_000, 'both paused')
+  })
+
+  test('three producer processes, two consumers: one consumer killed mid-batch and Redis restarted mid-run; every item arrives', async () => {
+    const stream = `fleet:${person()}`
+    const run = `f${Date.now()}`
+    const env = { KOALA_BASE_URL: collector.url, REDIS_URL: redis.url, KOALA_ALLOW_UNKNOWN_ENV: '' }
+    const spawnRole = (role: string, extra: Record<string, string> = {}): Child => startNode([join(FIXTURES, 'fleet-process.cjs')], {
+      env: { ...env, ROLE: role, STREAM: stream, ...extra },
+      guardMs: 30_000
+    })
+    const consumers = [spawnRole('consumer'), spawnRole('consumer')]
+    await Promise.all(consumers.map(async c => await c.waitForOutput('ready')))
+    const duplicatesBefore = collector.stats().duplicates
+    const producers = [0, 1, 2].map(n => spawnRole('producer', { RUN: `${run}-${n}`, COUNT: '3000', RATE: '5' }))
+    // Mid-run: one consumer dies holding entries; then Redis goes away and comes back.
+    await until(() => [...collector.messageIds().keys()].filter(k => k.startsWith(run)).length > 1500, 'some deliveries')
+    consumers[0].process.kill('SIGKILL')
+    await redis.restart()
+    const results = await Promise.all(producers.map(async p => await p.exited))
+    expect(results.map(r => r.code)).toEqual([0, 0, 0])
+    const expected: string[] = []
+    for (let n = 0; n < 3; n++) for (let i = 0; i < 3000; i++) expected.push(`${run}-${n}-${i}`)
+    // The survivor claims what the dead consumer held (after claimIdleMs) and delivers the rest.
+    await until(() => expected.every(id => collector.messageIds().has(id)), 'every item')
+    const stats = results.map(r => JSON.parse(r.stdout.split('closed ')[1]) as { redis: { produced: number, local: number } })
+    expect(stats.reduce((n, s) => n + s.redis.produced + s.redis.local, 0)).toBeGreaterThanOrEqual(9000)
+    // Repeats only from what was in flight at the kill or the restart: at most the dead consumer's requests in flight, and the XADDs the restart cut.
+    expect(collector.stats().duplicates - duplicatesBefore).toBeLessThan(1000)
+    consumers[1].process.kill('SIGTERM')
+    const survivor = await consumers[1].exited
+    expect(survivor.code).toBe(0)
+    // It took over what the killed consumer held: claimed after claimIdleMs, delivered with the same message_ids.
+    expect((JSON.parse(survivor.stdout.split('closed ')[1]) as { redis: { claimed: number } }).redis.claimed).toBeGreaterThan(0)
+  })
+
+  test('koala-tracker relay delivers what producer-only processes add, and hands back nothing when stopped', async () => {
+    const stream = `relay:${person()}`
+    const relay = startNode([join(ROOT, 'dist', 'cjs', 'lib', 'cli', 'cli.js'), 'relay', '--redis', redis.url, '--stream', stream],
+      { env: { KOALA_PUBLIC_KEY: 'pk_test', KOALA_BASE_URL: collector.url, KOALA_FLUSH_INTERVAL_MS: '100' } })
+    await relay.waitForOutput('Relaying')
+    const producer = make({ redis: { url: redis.url, stream, consume: false } })
+    await connected(producer)
+    const pid = person()
+    for (let i = 0; i < 50; i++) producer.track({ profile_id: pid, event: 'e', message_id: `relay-${i}` })
+    await until(() => collector.messageIds().has('relay-49') && collector.messageIds().has('relay-0'), 'the relay')
+    expect(producer.stats()).toMatchObject({ accepted: 50, sent: 0, redis: { produced: 50, consumed: 0 } })
+    relay.process.kill('SIGTERM')
+    const r = await relay.exited
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain(`Relaying ${stream} from ${redis.url} to Koala`)
+    expect(r.stdout).toContain('Delivered 50 items (0 items failed for good); 0 items left in the stream for another consumer.')
+  })
+
+  test('redis options are checked by name, and cannot be combined with a spool', () => {
+    expect(() => make({ redis: { url: 'http://x' } })).toThrow(/redis\.url must be a redis:\/\/ or rediss:\/\/ URL/)
+    expect(() => make({ redis: { url: redis.url, consumer: true } as never })).toThrow(/redis\.consumer is not an option \(did you mean redis\.consume\?\)/)
+    expect(() => make({ redis: { url: redis.url }, spool: { dir: '/tmp/x' } })).toThrow(/redis and spool cannot be used together/)
+  })
+})
