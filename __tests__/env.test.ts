@@ -78,3 +78,12 @@ test('an unknown KOALA_ variable like no option says how to keep it: name it in 
   // The deletion command's key is koala-tracker's own.
   expect(optionsFromEnv({ KOALA_PUBLIC_KEY: 'pk_live', KOALA_SECRET_KEY: 'sk_live_x' })).toEqual({ publicKey: 'pk_live' })
 })
+
+test('KOALA_REDIS_URL turns fleet mode on (KOALA_REDIS_STREAM names the stream); a stream without a URL is refused', () => {
+  expect(optionsFromEnv({ KOALA_REDIS_URL: 'redis://cache:6379' })).toEqual({ redis: { url: 'redis://cache:6379' } })
+  expect(optionsFromEnv({ KOALA_REDIS_URL: 'redis://cache:6379', KOALA_REDIS_STREAM: 'events' })).toEqual({ redis: { url: 'redis://cache:6379', stream: 'events' } })
+  expect(() => optionsFromEnv({ KOALA_REDIS_STREAM: 'events' })).toThrow(expect.objectContaining({ option: 'KOALA_REDIS_STREAM', message: expect.stringContaining('KOALA_REDIS_URL is not') }))
+  expect(envConfigError(new ConfigError('redis.url', 'must be a redis:// or rediss:// URL'))).toMatchObject({ option: 'KOALA_REDIS_URL' })
+  expect(envConfigError(new ConfigError('redis', 'and spool cannot be used together'))).toMatchObject({ option: 'KOALA_REDIS_URL' })
+  expect(envConfigError(new ConfigError('spool', 'must be an object'))).toMatchObject({ option: 'KOALA_SPOOL_DIR' })
+})

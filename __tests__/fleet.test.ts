@@ -1,7 +1,9 @@
 import { join } from 'node:path'
+import Redis from 'ioredis'
 import { startCollector, type Collector, type Fault } from '../lib/collector'
 import { createTracker, type Tracker } from '../lib/tracker/tracker'
 import type { TrackerOptions } from '../lib/tracker/options'
+import { EXIT, main, type CliIo } from '../lib/cli/cli'
 import { FIXTURES, ROOT, startNode, type Child } from './helpers/child'
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis'
 import { freePort, memoryLogger, person } from './helpers/setup'
@@ -80,6 +82,26 @@ describeRedis('fleet mode', () => {
     expect(collector.messageIds().get('down-4')).toBe(1)
   })
 
+  test('records whose XADD fails come back and are delivered by the process itself', async () => {
+    const stream = `wrongtype:${person()}`
+    const raw = new Redis(redis.url)
+    try {
+      // A key of another type: Redis refuses every XADD to it.
+      await raw.set(stream, 'not a stream')
+      const logger = memoryLogger()
+      const t = make({ logger, redis: { url: redis.url, stream, consume: false } })
+      await connected(t)
+      for (let i = 0; i < 3; i++) t.track({ email: 'fallback@example.com', event: 'e', message_id: `wrongtype-${i}` })
+      await until(() => t.stats().redis?.local === 3, 'the fallback')
+      await t.flush()
+      expect(t.stats()).toMatchObject({ sent: 3, redis: { produced: 0, local: 3 } })
+      expect(collector.messageIds().get('wrongtype-2')).toBe(1)
+      expect(logger.lines.filter(l => /Redis xadd failed \(WRONGTYPE/.test(l.msg ?? ''))).toHaveLength(1)
+    } finally {
+      raw.disconnect()
+    }
+  })
+
   test('a 429 with Retry-After seen by one consumer pauses the others', async () => {
     const stream = `pause:${person()}`
     const a = make({ redis: { url: redis.url, stream, claimIdleMs: 600 } })
@@ -125,6 +147,36 @@ describeRedis('fleet mode', () => {
     expect((JSON.parse(survivor.stdout.split('closed ')[1]) as { redis: { claimed: number } }).redis.claimed).toBeGreaterThan(0)
   })
 
+  test('relay, in process: usage errors name what is missing; stopped, it reports what it delivered', async () => {
+    const out: string[] = []
+    const err: string[] = []
+    let stop!: () => void
+    const stopped = new Promise<void>(resolve => { stop = resolve })
+    const io = (env: Record<string, string>): CliIo => ({ env, out: l => out.push(l), err: l => err.push(l), readFile: () => '', stopRequested: async () => await stopped })
+    expect(await main(['relay'], io({ KOALA_PUBLIC_KEY: 'pk_test' }))).toBe(EXIT.usage)
+    expect(await main(['relay', '--redis', redis.url], io({}))).toBe(EXIT.usage)
+    expect(await main(['relay', 'extra'], io({}))).toBe(EXIT.usage)
+    expect(err).toEqual([
+      'error: relay needs --redis URL (or KOALA_REDIS_URL)',
+      'error: relay needs KOALA_PUBLIC_KEY: your Koala project\'s public key (pk_...)',
+      'error: relay takes only options'
+    ])
+    expect(await main(['relay', '--help'], io({}))).toBe(EXIT.ok)
+    expect(out.pop()).toContain('--stream NAME')
+    const stream = `relay-in:${person()}`
+    const running = main(['relay'], io({ KOALA_PUBLIC_KEY: 'pk_test', KOALA_BASE_URL: collector.url, KOALA_REDIS_URL: redis.url, KOALA_REDIS_STREAM: stream, KOALA_FLUSH_INTERVAL_MS: '50' }))
+    const producer = make({ redis: { url: redis.url, stream, consume: false } })
+    await connected(producer)
+    for (let i = 0; i < 3; i++) producer.track({ email: 'relayed@example.com', event: 'e', message_id: `relay-in-${i}` })
+    await until(() => collector.messageIds().has('relay-in-2'), 'the relay')
+    stop()
+    expect(await running).toBe(EXIT.ok)
+    expect(out).toEqual([
+      `Relaying ${stream} from ${redis.url} to Koala. Stop with Ctrl-C.`,
+      'Delivered 3 items (0 items failed for good); 0 items left in the stream for another consumer.'
+    ])
+  })
+
   test('koala-tracker relay delivers what producer-only processes add, and hands back nothing when stopped', async () => {
     const stream = `relay:${person()}`
     const relay = startNode([join(ROOT, 'dist', 'cjs', 'lib', 'cli', 'cli.js'), 'relay', '--redis', redis.url, '--stream', stream],
@@ -143,9 +195,41 @@ describeRedis('fleet mode', () => {
     expect(r.stdout).toContain('Delivered 50 items (0 items failed for good); 0 items left in the stream for another consumer.')
   })
 
+  test('entries a consumer took and never renewed (it died) are claimed by another after claimIdleMs, message_ids unchanged', async () => {
+    const stream = `claim:${person()}`
+    const raw = new Redis(redis.url)
+    try {
+      const pid = person()
+      const record = (id: string): string => JSON.stringify(['profiles', 0, pid, pid, null]) + '\n' + JSON.stringify({ message_id: id, type: 'track', event: 'e', properties: {} })
+      await raw.call('XGROUP', 'CREATE', stream, 'koala-tracker', '0', 'MKSTREAM')
+      for (let i = 0; i < 5; i++) await raw.call('XADD', stream, '*', 'd', record(`ghost-${i}`))
+      // Written by no tracker at all: the consumer must skip it, not stall on it.
+      await raw.call('XADD', stream, '*', 'd', 'not an item')
+      await raw.call('XADD', stream, '*', 'other', 'field')
+      // A consumer that reads them and dies: they stay pending under its name.
+      const taken = await raw.call('XREADGROUP', 'GROUP', 'koala-tracker', 'ghost', 'COUNT', 100, 'STREAMS', stream, '>') as Array<[string, unknown[]]>
+      expect(taken[0][1]).toHaveLength(7)
+      const logger = memoryLogger()
+      const heir = make({ logger, redis: { url: redis.url, stream, claimIdleMs: 300 } })
+      await until(() => heir.stats().sent === 5, 'the claim and delivery')
+      for (let i = 0; i < 5; i++) expect(collector.messageIds().get(`ghost-${i}`)).toBe(1)
+      expect(heir.stats().redis).toMatchObject({ claimed: 7 })
+      expect(logger.lines.filter(l => /is not an item; it was acknowledged and dropped/.test(l.msg ?? ''))).toHaveLength(1)
+      // Delivered or unreadable, every entry is acknowledged and deleted: the stream is empty.
+      await until(() => heir.stats().redis?.acked === 7, 'the acknowledgements')
+      expect(await raw.call('XLEN', stream)).toBe(0)
+    } finally {
+      raw.disconnect()
+    }
+  })
+
   test('redis options are checked by name, and cannot be combined with a spool', () => {
     expect(() => make({ redis: { url: 'http://x' } })).toThrow(/redis\.url must be a redis:\/\/ or rediss:\/\/ URL/)
     expect(() => make({ redis: { url: redis.url, consumer: true } as never })).toThrow(/redis\.consumer is not an option \(did you mean redis\.consume\?\)/)
     expect(() => make({ redis: { url: redis.url }, spool: { dir: '/tmp/x' } })).toThrow(/redis and spool cannot be used together/)
+    expect(() => make({ redis: { url: redis.url, claimIdleMs: 10 } })).toThrow(/redis\.claimIdleMs must be between 300/)
+    expect(() => make({ redis: { url: redis.url, consume: 'yes' as unknown as boolean } })).toThrow(/redis\.consume must be a boolean/)
+    expect(() => make({ redis: { url: redis.url, stream: '' } })).toThrow(/redis\.stream must be a non-empty string/)
+    expect(() => make({ redis: 'redis://x' as never })).toThrow(/redis must be an object with a url/)
   })
 })

@@ -219,6 +219,20 @@ describe('recovery tolerates what a crash leaves', () => {
     expect(segments(dir)).toEqual(['seg-000000000008.log'])
   })
 
+  test('a segment that cannot be read (a directory in its place) is reported and passed over; the spool carries on', async () => {
+    const dir = newDir()
+    fs.mkdirSync(join(dir, 'seg-000000000003.log'))
+    h = await harness({ spool: { dir }, flushIntervalMs: 1000 })
+    const problems: string[] = []
+    h.tracker.on('spool', (p) => problems.push(p.kind))
+    await until(() => problems.includes('read') && problems.includes('delete'), 'the failed read and delete')
+    expect(h.tracker.stats().spool).toMatchObject({ state: 'ok', recovered: 0 })
+    h.tracker.track({ profile_id: person(), event: 'e', message_id: 'after-the-bad-one' })
+    h.clock.advance(1000)
+    await until(() => h.tracker.stats().sent === 1, 'the delivery')
+    expect(ids(h)).toEqual(['after-the-bad-one'])
+  })
+
   test('a segment of another format version is left alone and reported; one that is not a segment at all is skipped and counted', async () => {
     const dir = newDir()
     fs.writeFileSync(join(dir, 'seg-000000000001.log'), Buffer.from('KOALASP\x09whatever comes next', 'latin1'))

@@ -102,7 +102,8 @@ export function optionsFromEnv (env: Env): Partial<TrackerOptions> {
  */
 export function envConfigError (err: ConfigError): ConfigError {
   if (err.option.startsWith('KOALA_') || err.option === 'options') return err
-  const [part, field] = err.option.split('.')
-  const option = field !== undefined && (part === 'spool' || part === 'redis') ? part + field[0].toUpperCase() + field.slice(1) : err.option
+  // spool.fsync -> spoolFsync; the spool or redis object itself -> the variable that turns it on.
+  const [part, field = part === 'spool' ? 'dir' : 'url'] = err.option.split('.')
+  const option = part === 'spool' || part === 'redis' ? part + field[0].toUpperCase() + field.slice(1) : err.option
   return new ConfigError(envName(option), `is invalid: ${err.message}`)
 }
