@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { mkdtempSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -327,6 +328,22 @@ describe('bounds and ownership', () => {
     h = await harness()
     expect(() => h.make({ spool: { dir: file } })).toThrow(expect.objectContaining({ option: 'spool.dir', message: expect.stringContaining(file) }))
     expect(() => h.make({ spool: { dir: join(file, 'below') } })).toThrow(expect.objectContaining({ option: 'spool.dir' }))
+  })
+
+  // A read-only directory, even for root: the immutable attribute (chattr +i, ext4 and most Linux file systems).
+  const frozen = newDir()
+  const canFreeze = spawnSync('chattr', ['+i', frozen]).status === 0 && spawnSync('chattr', ['-i', frozen]).status === 0;
+  (canFreeze ? test : test.skip)('a read-only directory is a ConfigError naming spool.dir, at createTracker', async () => {
+    h = await harness()
+    spawnSync('chattr', ['+i', frozen])
+    try {
+      expect(() => h.make({ spool: { dir: frozen } })).toThrow(expect.objectContaining({
+        option: 'spool.dir', message: expect.stringMatching(/cannot be used: (EPERM|EACCES|EROFS)/)
+      }))
+    } finally {
+      spawnSync('chattr', ['-i', frozen])
+    }
+    expect(readdirSync(frozen)).toEqual([])
   })
 
   test('spool options are checked by name', async () => {
