@@ -13,11 +13,12 @@
 //   npm run bench -- --app             only the Express app benchmark (app.mjs: its options there)
 //   npm run bench -- --delivery        only the delivery benchmarks: faults, outage, latency (delivery.mjs: its options there)
 //   npm run bench -- --spool           only S1–S3 and the steady load in memory and with the disk spool (spool.mjs: its options there)
+//   npm run bench -- --fleet           only S1–S3 in memory and in fleet mode through Redis, and one person from several processes (fleet.mjs)
 //   npm run bench -- --render          print the tables of results/latest.json again (no measuring)
 //   npm run bench:smoke                everything above but peers and soak, scaled down, once: fails on any loss,
 //                                      duplicate or crash, writes nothing (node benchmarks/run.mjs --smoke;
-//                                      with --steady, --app, --delivery or --spool, only those, scaled down)
-// --steady, --app and --delivery take --dist and --compare too; --spool takes --dist.
+//                                      with --steady, --app, --delivery, --spool or --fleet, only those, scaled down)
+// --steady, --app and --delivery take --dist and --compare too; --spool and --fleet take --dist.
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -41,7 +42,7 @@ const only = value('--scenarios', undefined)?.split(',')
 const scenarios = only ?? Object.keys(SCENARIOS)
 const dist = resolve(value('--dist', DEFAULT_DIST))
 const compare = value('--compare', undefined) && resolve(value('--compare'))
-const modes = ['--steady', '--app', '--delivery', '--spool'].filter(flag)
+const modes = ['--steady', '--app', '--delivery', '--spool', '--fleet'].filter(flag)
 
 /** Runs one producer process and checks what the sink received. */
 async function measure (sink, mode, scenario, loop = 'yield', build = dist) {
@@ -164,10 +165,10 @@ async function main () {
     await (await import('./soak.mjs')).soak(Number(value('--soak', 10)), undefined, { KOALA_DIST: dist })
     return
   }
-  // The smoke covers every part; otherwise --steady, --app, --delivery or --spool run those alone.
+  // The smoke covers every part; otherwise --steady, --app, --delivery, --spool or --fleet run those alone.
   if (modes.length > 0 || smoke) {
     const all = modes.length === 0
-    const parts = { '--steady': './steady.mjs', '--app': './app.mjs', '--delivery': './delivery.mjs', '--spool': './spool.mjs' }
+    const parts = { '--steady': './steady.mjs', '--app': './app.mjs', '--delivery': './delivery.mjs', '--spool': './spool.mjs', '--fleet': './fleet.mjs' }
     if (all) await scenariosAndColdStart()
     for (const [name, file] of Object.entries(parts)) {
       if (all || flag(name)) await (await import(file)).main(args)
