@@ -288,6 +288,11 @@ export class Fleet {
         await this.#waitForRoom()
         continue
       }
+      if (block.status !== 'ready') {
+        // Connecting (at start, or Redis restarting): commands are not queued while disconnected.
+        await this.#connected(block)
+        continue
+      }
       try {
         if (!grouped) grouped = await this.#createGroup(block)
         const reply = await block.call('XREADGROUP', 'GROUP', this.#opts.group, this.#name, 'COUNT', READ_COUNT,
@@ -367,8 +372,21 @@ export class Fleet {
     this.#stats.errors++
     // One line per run of failures (Redis down), not one per command.
     if (this.#errorsInARow++ === 0) {
-      this.#hooks.problem('redis', 'warn', { err, what }, `koala-tracker fleet: Redis ${what} failed (${(err as Error)?.message ?? String(err)}); calls are delivered by this process until it is back`)
+      const then = what === 'xadd' ? 'calls are delivered by this process until it is back' : 'trying again'
+      this.#hooks.problem('redis', 'warn', { err, what }, `koala-tracker fleet: Redis ${what} failed (${(err as Error)?.message ?? String(err)}); ${then}`)
     }
+  }
+
+  /** Resolves when the client is ready, or after RETRY_MS (so close() is noticed). */
+  #connected (client: RedisClient): Promise<void> {
+    return new Promise(resolve => {
+      const done = (): void => {
+        this.#clock.clearTimeout(timer)
+        resolve()
+      }
+      const timer = this.#clock.setTimeout(done, RETRY_MS)
+      ;(client as unknown as { once: (event: string, fn: () => void) => void }).once('ready', done)
+    })
   }
 
   #waitForRoom (): Promise<void> {
