@@ -50,16 +50,17 @@ export function segmentIds (names: readonly string[]): number[] {
   return ids.sort((a, b) => a - b)
 }
 
-/** Frames payloads (with their UTF-8 lengths) into one buffer, ready for one write. */
-export function frame (payloads: readonly string[], lengths: readonly number[]): Buffer {
+/** Frames payloads, each given as two parts (with its UTF-8 length), into one buffer, ready for one write. */
+export function frame (heads: readonly string[], bodies: readonly string[], lengths: readonly number[]): Buffer {
   let total = 0
   for (const n of lengths) total += FRAME_BYTES + n
   const buf = Buffer.allocUnsafe(total)
   let at = 0
-  for (let i = 0; i < payloads.length; i++) {
+  for (let i = 0; i < heads.length; i++) {
     const n = lengths[i]
     buf.writeUInt32LE(n, at)
-    buf.write(payloads[i], at + FRAME_BYTES, n, 'utf8')
+    const headBytes = buf.write(heads[i], at + FRAME_BYTES, n, 'utf8')
+    buf.write(bodies[i], at + FRAME_BYTES + headBytes, n - headBytes, 'utf8')
     buf.writeUInt32LE(crc32(buf.subarray(at + FRAME_BYTES, at + FRAME_BYTES + n)), at + 4)
     at += FRAME_BYTES + n
   }

@@ -108,8 +108,9 @@ export class Spool {
   #items = 0
   #backlogKnown = 0
   #cursor: Cursor | undefined
-  // Records appended and not yet written: their payload, UTF-8 length and segment.
-  #queue: string[] = []
+  // Records appended and not yet written: their payload's two parts, UTF-8 length and segment.
+  #queueHeads: string[] = []
+  #queueBodies: string[] = []
   #queueLengths: number[] = []
   #queueSegs: Segment[] = []
   #queueHeld: boolean[] = []
@@ -178,11 +179,11 @@ export class Spool {
   get backlog (): boolean { return this.#cursor !== undefined }
 
   /**
-   * Appends a record of `length` UTF-8 bytes. `held`: the item is also in memory; if not, it waits on
+   * Appends a record whose payload is `head` then `body`, `length` UTF-8 bytes. `held`: the item is also in memory; if not, it waits on
    * disk until the reader brings it back. Returns its location (for settle()),
    * SPOOL_FULL or SPOOL_OFF.
    */
-  append (payload: string, length: number, held: boolean): number {
+  append (head: string, body: string, length: number, held: boolean): number {
     if (this.#state !== 'ok') return SPOOL_OFF
     const size = FRAME_BYTES + length
     if (this.#bytes + size > this.#opts.maxBytes) return SPOOL_FULL
@@ -199,7 +200,8 @@ export class Spool {
       this.#backlogKnown++
       this.#cursor ??= { seg, offset }
     }
-    this.#queue.push(payload)
+    this.#queueHeads.push(head)
+    this.#queueBodies.push(body)
     this.#queueLengths.push(length)
     this.#queueSegs.push(seg)
     this.#queueHeld.push(held)
@@ -265,11 +267,11 @@ export class Spool {
   writeQueuedSync (): void {
     if (this.#state !== 'ok') return
     try {
-      for (let i = this.#queueHead; i < this.#queue.length;) {
+      for (let i = this.#queueHead; i < this.#queueHeads.length;) {
         const seg = this.#queueSegs[i]
         let end = i
         let bytes = 0
-        while (end < this.#queue.length && this.#queueSegs[end] === seg) bytes += FRAME_BYTES + this.#queueLengths[end++]
+        while (end < this.#queueHeads.length && this.#queueSegs[end] === seg) bytes += FRAME_BYTES + this.#queueLengths[end++]
         // A segment's queued records are its last ones.
         const position = seg.size - bytes
         const file = this.#path(segmentName(seg.id))
@@ -281,7 +283,7 @@ export class Spool {
         }
         try {
           fs.writeSync(fd, SEGMENT_HEADER, 0, HEADER_BYTES, 0)
-          fs.writeSync(fd, frame(this.#queue.slice(i, end), this.#queueLengths.slice(i, end)), 0, bytes, position)
+          fs.writeSync(fd, frame(this.#queueHeads.slice(i, end), this.#queueBodies.slice(i, end), this.#queueLengths.slice(i, end)), 0, bytes, position)
           if (this.#opts.fsync !== 'never') fs.fdatasyncSync(fd)
         } finally {
           fs.closeSync(fd)
@@ -360,7 +362,7 @@ export class Spool {
       // Acknowledgements go out after every write: under steady load the queue of writes is never empty for long.
       for (let busy = true; busy;) {
         busy = false
-        if (this.#queueHead < this.#queue.length && this.#state === 'ok') {
+        if (this.#queueHead < this.#queueHeads.length && this.#state === 'ok') {
           await this.#writeSlice()
           busy = true
         }
@@ -383,17 +385,20 @@ export class Spool {
     const start = this.#queueHead
     let end = start
     let bytes = 0
-    while (end < this.#queue.length && this.#queueSegs[end] === seg && end - start < WRITE_SLICE_RECORDS && bytes < WRITE_SLICE_BYTES) {
+    while (end < this.#queueHeads.length && this.#queueSegs[end] === seg && end - start < WRITE_SLICE_RECORDS && bytes < WRITE_SLICE_BYTES) {
       bytes += this.#queueLengths[end++]
     }
-    const buf = frame(this.#queue.slice(start, end), this.#queueLengths.slice(start, end))
+    const buf = frame(this.#queueHeads.slice(start, end), this.#queueBodies.slice(start, end), this.#queueLengths.slice(start, end))
     const handle = await this.#handleFor(seg)
     const at = seg.written
     await writeAll(handle, buf, at)
     seg.written = at + buf.length
-    for (let i = start; i < end; i++) this.#queue[i] = ''
+    for (let i = start; i < end; i++) {
+      this.#queueHeads[i] = ''
+      this.#queueBodies[i] = ''
+    }
     this.#queueHead = end
-    if (end === this.#queue.length) this.#clearQueue()
+    if (end === this.#queueHeads.length) this.#clearQueue()
     this.#written += end - start
     if (this.#opts.fsync !== 'never' && this.#unsyncedSince === 0) this.#unsyncedSince = this.#clock.now()
     if (this.#opts.fsync === 'batch') await this.#sync()
@@ -501,7 +506,7 @@ export class Spool {
     this.#errors++
     this.#state = 'failed'
     let lost = 0
-    for (let i = this.#queueHead; i < this.#queue.length; i++) if (!this.#queueHeld[i]) lost++
+    for (let i = this.#queueHead; i < this.#queueHeads.length; i++) if (!this.#queueHeld[i]) lost++
     this.#clearQueue()
     // The log ends at what reached the OS; the reader stops there.
     for (const seg of this.#segments.values()) seg.size = Math.max(seg.written, HEADER_BYTES)
@@ -514,7 +519,8 @@ export class Spool {
   }
 
   #clearQueue (): void {
-    this.#queue = []
+    this.#queueHeads = []
+    this.#queueBodies = []
     this.#queueLengths = []
     this.#queueSegs = []
     this.#queueHeld = []

@@ -244,7 +244,8 @@ export class Tracker {
             this.#acceptDurably(name, route, c, this.#spool)
           } else if (this.#fleet?.ready === true) {
             // To the fleet's stream: a consumer (this process or another) delivers it.
-            this.#fleet.add(recordOf(route, c).payload)
+            const record = recordOf(route, c)
+            this.#fleet.add(record.head + record.body)
             route.counters.accepted++
           } else if (this.#fleet !== undefined && this.#budget.tryTake(c.bytes)) {
             this.#fleet.tookLocally()
@@ -291,7 +292,7 @@ export class Tracker {
   #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): void {
     let held = !spool.backlog && this.#budget.tryTake(c.bytes)
     const record = recordOf(route, c)
-    const loc = spool.append(record.payload, record.bytes, held)
+    const loc = spool.append(record.head, record.body, record.bytes, held)
     if (loc === SPOOL_FULL) {
       if (held) this.#budget.release(1, c.bytes)
       this.#drop(name, route, 'spool_full', new RefusedError(name, 'spool_full'))
