@@ -1,3 +1,5 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
 import { startCollector, type Collector, type Fault } from '../lib/collector'
@@ -82,6 +84,21 @@ describeRedis('fleet mode', () => {
     expect(collector.messageIds().get('down-4')).toBe(1)
   })
 
+  test('with a spool too, calls made while Redis is unreachable are kept on disk; after a crash the next process delivers them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'koala-fleet-spool-'))
+    const port = await freePort()
+    // Neither Redis nor Koala answers this process.
+    const offline = make({ baseUrl: `http://127.0.0.1:${port}`, redis: { url: `redis://127.0.0.1:${port}`, consume: false }, spool: { dir } })
+    const pid = person()
+    for (let i = 0; i < 5; i++) offline.track({ profile_id: pid, event: 'e', message_id: `offline-${i}` })
+    await until(() => offline.stats().spool?.writtenItems === 5, 'the spool writes')
+    expect(offline.stats().redis).toMatchObject({ produced: 0, local: 5 })
+    // At its close() deadline they stay in the spool, as after a crash.
+    expect(await offline.close({ timeoutMs: 0 })).toMatchObject({ delivered: 0, spooled: 5 })
+    make({ redis: { url: redis.url, consume: false }, spool: { dir } })
+    await until(() => [0, 1, 2, 3, 4].every(i => collector.messageIds().has(`offline-${i}`)), 'the recovery')
+  })
+
   test('records whose XADD fails come back and are delivered by the process itself', async () => {
     const stream = `wrongtype:${person()}`
     const raw = new Redis(redis.url)
@@ -97,6 +114,23 @@ describeRedis('fleet mode', () => {
       expect(t.stats()).toMatchObject({ sent: 3, redis: { produced: 0, local: 3 } })
       expect(collector.messageIds().get('wrongtype-2')).toBe(1)
       expect(logger.lines.filter(l => /Redis xadd failed \(WRONGTYPE/.test(l.msg ?? ''))).toHaveLength(1)
+    } finally {
+      raw.disconnect()
+    }
+  })
+
+  test('with a spool too, records whose XADD fails are kept on disk before they are delivered from here', async () => {
+    const stream = `wrongtype-spool:${person()}`
+    const raw = new Redis(redis.url)
+    try {
+      await raw.set(stream, 'not a stream')
+      const t = make({ redis: { url: redis.url, stream, consume: false }, spool: { dir: mkdtempSync(join(tmpdir(), 'koala-fleet-spool-')) } })
+      await connected(t)
+      for (let i = 0; i < 3; i++) t.track({ email: 'fallback@example.com', event: 'e', message_id: `wrongtype-spool-${i}` })
+      await until(() => t.stats().spool?.writtenItems === 3, 'the spool writes')
+      await t.flush()
+      expect(t.stats()).toMatchObject({ sent: 3, redis: { produced: 0, local: 3 } })
+      await until(() => t.stats().spool?.items === 0, 'the spool settled')
     } finally {
       raw.disconnect()
     }
@@ -226,7 +260,6 @@ describeRedis('fleet mode', () => {
   test('redis options are checked by name, and cannot be combined with a spool', () => {
     expect(() => make({ redis: { url: 'http://x' } })).toThrow(/redis\.url must be a redis:\/\/ or rediss:\/\/ URL/)
     expect(() => make({ redis: { url: redis.url, consumer: true } as never })).toThrow(/redis\.consumer is not an option \(did you mean redis\.consume\?\)/)
-    expect(() => make({ redis: { url: redis.url }, spool: { dir: '/tmp/x' } })).toThrow(/redis and spool cannot be used together/)
     expect(() => make({ redis: { url: redis.url, claimIdleMs: 10 } })).toThrow(/redis\.claimIdleMs must be between 300/)
     expect(() => make({ redis: { url: redis.url, consume: 'yes' as unknown as boolean } })).toThrow(/redis\.consume must be a boolean/)
     expect(() => make({ redis: { url: redis.url, stream: '' } })).toThrow(/redis\.stream must be a non-empty string/)

@@ -42,6 +42,8 @@ function writtenBefore (child: Child): number {
 
 async function killAfter (child: Child, ms: number): Promise<number> {
   await child.waitForOutput('ready')
+  // From its first write on (a loaded machine may take a while to get there), then at a random moment.
+  while (writtenBefore(child) === 0 && child.process.exitCode === null && child.process.signalCode === null) await new Promise(resolve => setTimeout(resolve, 5))
   await new Promise(resolve => setTimeout(resolve, ms))
   child.process.kill('SIGKILL')
   const r = await child.exited

@@ -72,6 +72,25 @@ describe('a spool keeps what is accepted until Koala has it', () => {
   })
 })
 
+describe('an exit that cannot wait', () => {
+  test('the records of the last turn are written synchronously when the process exits (here: the exit event, in process)', async () => {
+    const dir = newDir()
+    h = await harness({ spool: { dir }, flushIntervalMs: 600_000 })
+    const pid = person()
+    for (let i = 0; i < 100; i++) h.tracker.track({ profile_id: pid, event: 'e', message_id: `exit-${i}` })
+    // Still in the turn of the calls: nothing has been written yet.
+    expect(segments(dir)).toEqual([])
+    process.emit('exit', 0)
+    const [seg] = segments(dir)
+    const bytes = fs.readFileSync(join(dir, seg))
+    let records = 0
+    for (let at = 8; at < bytes.length; records++) at += 8 + bytes.readUInt32LE(at)
+    expect(records).toBe(100)
+    expect(bytes.toString('latin1', 0, 8)).toBe('KOALASP\x01')
+    expect(h.logger.lines.some(l => /exiting \(process.exit\(0\)\) with 100 items undelivered; those written to the spool are sent by the next tracker/.test(l.msg ?? ''))).toBe(true)
+  })
+})
+
 describe('outages longer than memory', () => {
   test('items beyond maxBufferedItems wait on disk, are never refused, and arrive once Koala is back', async () => {
     const dir = newDir()

@@ -93,7 +93,7 @@ export class Fleet {
   #addsInFlight: Array<Promise<void>> = []
   #acks: string[] = []
   #kicked = false
-  /** Entries held: a location (what the item carries) to its entry id. */
+  /** Entries held: a location (what the item carries, -2 and down) to its entry id. */
   readonly #held = new Map<number, string>()
   #seq = 0
   #closed = false
@@ -324,7 +324,8 @@ export class Fleet {
       const [id, fields] = entry
       const i = fields?.indexOf('d') ?? -1
       const payload = i === -1 ? undefined : fields[i + 1]
-      const loc = ++this.#seq
+      // Negative: the item's place, told apart from the spool's (0 and up) and from none (-1).
+      const loc = -2 - this.#seq++
       this.#stats.consumed++
       if (claimed) this.#stats.claimed++
       this.#held.set(loc, id)

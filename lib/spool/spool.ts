@@ -614,7 +614,12 @@ export class Spool {
     let acked = new Set<number>()
     if (seg.recovered) {
       const head = Buffer.alloc(HEADER_BYTES)
-      await handle.read(head, 0, HEADER_BYTES, 0)
+      try {
+        await handle.read(head, 0, HEADER_BYTES, 0)
+      } catch (err) {
+        await handle.close()
+        throw err
+      }
       if (!hasHeader(head)) {
         await handle.close()
         const cursor = this.#cursor as Cursor

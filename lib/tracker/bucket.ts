@@ -96,7 +96,7 @@ export class Bucket {
   add (c: Captured): number {
     this.items++
     this.bytes += c.bytes
-    if (c.loc >= 0) (this.#locs ??= []).push(c.loc)
+    if (c.loc !== -1) (this.#locs ??= []).push(c.loc)
     const lists = this.#lists ??= [undefined, undefined, undefined]
     const list = lists[c.list]
     if (list === undefined) {

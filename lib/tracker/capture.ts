@@ -69,7 +69,7 @@ export interface Captured {
   json: string
   /** Its UTF-8 bytes. */
   bytes: number
-  /** Its place in the spool (see lib/spool), or -1. */
+  /** Its place in the spool (0 and up) or in the fleet's stream (-2 and down), or -1. */
   loc: number
 }
 

@@ -199,9 +199,6 @@ export function resolveOptions (input: TrackerOptions): Resolution {
     throw new ConfigError('dispatcher', 'must be an undici Dispatcher (a Pool, Agent or MockAgent) with a dispatch() method')
   }
   checkLogger(input.logger)
-  if (input.spool !== undefined && input.redis !== undefined) {
-    throw new ConfigError('redis', 'and spool cannot be used together: the stream is the fleet\'s durable store')
-  }
 
   const options: ResolvedOptions = Object.freeze({
     ...numbers,

@@ -100,10 +100,11 @@ export class Tracker {
       refill: () => this.#batcher.sealOldestIfPressed(),
       settled: (batch, kept) => {
         // The items' places in the spool or the stream: settled there (unless kept for the next start).
-        const store = this.#spool ?? this.#fleet
-        if (store === undefined) return
-        if (!kept && batch.locs !== undefined) for (const loc of batch.locs) store.settle(loc)
-        if (!this.#budget.high) store.resume()
+        if (!kept && batch.locs !== undefined) for (const loc of batch.locs) this.#settleLoc(loc)
+        if (!this.#budget.high) {
+          this.#spool?.resume()
+          this.#fleet?.resume()
+        }
       },
       rateLimited: (until) => this.#fleet?.pauseAll(until)
     })
@@ -121,7 +122,7 @@ export class Tracker {
     this.#fleet = opts.redis === undefined ? undefined : new Fleet(opts.redis, this.#clock, {
       admit: (payload, loc) => this.#readmitShared(payload, loc),
       room: () => this.#state === 'open' && !this.#budget.high,
-      fallback: (payloads) => { for (const p of payloads) this.#readmitShared(p, -1) },
+      fallback: (payloads) => { for (const p of payloads) this.#fallBack(p) },
       pause: (until) => this.#sender.holdUntil(until),
       problem: (kind, level, fields, message) => this.#reporter.note(kind, level, fields, message)
     })
@@ -240,13 +241,14 @@ export class Tracker {
           refusal = this.#drop(name, route, 'invalid', err)
         }
         if (c !== undefined) {
-          if (this.#spool !== undefined) {
-            this.#acceptDurably(name, route, c, this.#spool)
-          } else if (this.#fleet?.ready === true) {
+          if (this.#fleet?.ready === true) {
             // To the fleet's stream: a consumer (this process or another) delivers it.
             const record = recordOf(route, c)
             this.#fleet.add(record.head + record.body)
             route.counters.accepted++
+          } else if (this.#spool !== undefined) {
+            // Without a fleet, or while Redis is unreachable: kept on local disk and delivered from here.
+            if (this.#acceptDurably(name, route, c, this.#spool)) this.#fleet?.tookLocally()
           } else if (this.#fleet !== undefined && this.#budget.tryTake(c.bytes)) {
             this.#fleet.tookLocally()
             this.#hold(route, c)
@@ -275,7 +277,7 @@ export class Tracker {
     } catch (err) {
       // The batcher throws before it holds the item: give its room back, or it is never freed.
       this.#budget.release(1, c.bytes)
-      if (c.loc >= 0) (this.#spool ?? this.#fleet)?.settle(c.loc)
+      this.#settleLoc(c.loc)
       throw err
     }
     route.counters.bufferedItems++
@@ -289,23 +291,49 @@ export class Tracker {
    * back as room frees. Refused only when the spool is full; if the spool failed,
    * items are kept in memory as without one.
    */
-  #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): void {
+  #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): boolean {
     let held = !spool.backlog && this.#budget.tryTake(c.bytes)
     const record = recordOf(route, c)
     const loc = spool.append(record.head, record.body, record.bytes, held)
     if (loc === SPOOL_FULL) {
       if (held) this.#budget.release(1, c.bytes)
       this.#drop(name, route, 'spool_full', new RefusedError(name, 'spool_full'))
-      return
+      return false
     }
     if (loc >= 0) {
       c.loc = loc
     } else if (!held && !(held = this.#budget.tryTake(c.bytes))) {
       this.#drop(name, route, 'queue_full', new RefusedError(name, 'queue_full'))
-      return
+      return false
     }
     if (held) this.#hold(route, c)
     route.counters.accepted++
+    return true
+  }
+
+  /**
+   * A record Redis did not take (its XADD failed): already accepted, so never refused. To the spool
+   * if there is one (and it has room), else into memory whatever the room, which MAX_PENDING_ADDS bounds.
+   */
+  #fallBack (payload: string): void {
+    const { route, c } = capturedOf(payload, this.#routes)
+    const spool = this.#spool
+    if (spool !== undefined) {
+      const held = !spool.backlog && this.#budget.tryTake(c.bytes)
+      const record = recordOf(route, c)
+      const loc = spool.append(record.head, record.body, record.bytes, held)
+      if (loc >= 0) c.loc = loc
+      if (held) this.#hold(route, c)
+      if (loc >= 0 || held) return
+    }
+    this.#budget.take(c.bytes)
+    this.#hold(route, c)
+  }
+
+  /** Settles an item's place: in the spool (0 and up) or the fleet's stream (-2 and down); -1 is neither. */
+  #settleLoc (loc: number): void {
+    if (loc >= 0) this.#spool?.settle(loc)
+    else if (loc < -1) this.#fleet?.settle(loc)
   }
 
   /** A record the spool read back (this process's overflow, or an earlier one's): false when memory has no room. */
@@ -317,10 +345,7 @@ export class Tracker {
     return true
   }
 
-  /**
-   * An entry read from the fleet's stream (or a record Redis did not take back, loc -1): held whatever
-   * the room, which what one read brings bounds.
-   */
+  /** An entry read from the fleet's stream: held whatever the room, which what one read brings bounds. */
   #readmitShared (payload: string, loc: number): void {
     const { route, c } = capturedOf(payload, this.#routes)
     this.#budget.take(c.bytes)
