@@ -28,7 +28,8 @@ test('nothing from background work escapes: no unhandled rejection, no uncaught 
   const { code, signal, stdout, stderr } = await startNode(['--unhandled-rejections=strict', join(FIXTURES, 'hostile.cjs')],
     { env: { KOALA_BASE_URL: `http://127.0.0.1:${port}` } }).exited
   expect({ code, signal, stdout }).toEqual({ code: 0, signal: null, stdout: '' })
-  expect(stderr).toContain('closed {"delivered":0,"failed":100,"abandoned":0,"unknown":0,"spooled":0,"timedOut":false} {"rejected":0,"retry_exhausted":100')
+  // Every item failed for good, most while close() waited (a batch that used up its attempts before is not close()'s).
+  expect(stderr).toMatch(/closed \{"delivered":0,"failed":\d+,"abandoned":0,"unknown":0,"spooled":0,"timedOut":false\} \{"rejected":0,"retry_exhausted":100,/)
   // Logged as summaries, not once per event.
   expect(stderr.trim().split('\n').length).toBeLessThan(15)
 })
