@@ -257,7 +257,29 @@ describeRedis('fleet mode', () => {
     }
   })
 
-  test('redis options are checked by name, and cannot be combined with a spool', () => {
+  test('a consumer long gone with nothing pending leaves the group; one with entries pending stays until they are claimed', async () => {
+    const stream = `gone:${person()}`
+    const raw = new Redis(redis.url)
+    try {
+      await raw.call('XGROUP', 'CREATE', stream, 'koala-tracker', '0', 'MKSTREAM')
+      // Two consumers that went away: one with nothing, one holding an entry (not an item) it read.
+      await raw.call('XGROUP', 'CREATECONSUMER', stream, 'koala-tracker', 'gone-empty')
+      await raw.call('XADD', stream, '*', 'd', 'not an item')
+      await raw.call('XREADGROUP', 'GROUP', 'koala-tracker', 'gone-holding', 'COUNT', 1, 'STREAMS', stream, '>')
+      const names = async (): Promise<string[]> => ((await raw.call('XINFO', 'CONSUMERS', stream, 'koala-tracker')) as string[][]).map(c => c[1]).sort()
+      expect(await names()).toEqual(['gone-empty', 'gone-holding'])
+      const t = make({ redis: { url: redis.url, stream, claimIdleMs: 300 } })
+      await until(() => t.stats().redis?.claimed === 1, 'the claim')
+      // Past 10 x claimIdleMs of silence, both have nothing pending: they leave; the live consumer stays.
+      let left: string[] = []
+      await until(() => { void names().then(n => { left = n }); return left.length === 1 }, 'the departures')
+      expect(left).toEqual([t.stats().redis?.consumer])
+    } finally {
+      raw.disconnect()
+    }
+  })
+
+  test('redis options are checked by name', () => {
     expect(() => make({ redis: { url: 'http://x' } })).toThrow(/redis\.url must be a redis:\/\/ or rediss:\/\/ URL/)
     expect(() => make({ redis: { url: redis.url, consumer: true } as never })).toThrow(/redis\.consumer is not an option \(did you mean redis\.consume\?\)/)
     expect(() => make({ redis: { url: redis.url, claimIdleMs: 10 } })).toThrow(/redis\.claimIdleMs must be between 300/)

@@ -12,6 +12,8 @@ const BLOCK_MS = 1000
 const MAX_PENDING_ADDS = 20_000
 /** Ids per XCLAIM when a consumer renews its claim on what it holds. */
 const RENEW_CHUNK = 1000
+/** A consumer that holds nothing and has not read for this many claimIdleMs is gone: it leaves the group. */
+const GONE_AFTER_CLAIM_IDLES = 10
 /** Wait before trying Redis again after a failed command. */
 const RETRY_MS = 500
 
@@ -349,6 +351,7 @@ export class Fleet {
           await this.#cmd.call('XCLAIM', this.#opts.stream, this.#opts.group, this.#name, 0, ...ids.slice(i, i + RENEW_CHUNK), 'JUSTID')
         }
         await this.#claimAbandoned()
+        await this.#forgetGone()
         const until = Number(await this.#cmd.call('GET', this.#opts.pauseKey))
         if (until > this.#clock.now()) this.#hooks.pause(until)
       }
@@ -356,6 +359,18 @@ export class Fleet {
       this.#failed('claim', err)
     } finally {
       if (!this.#closed) this.#janitor = this.#clock.setTimeout(() => { void this.#tend() }, Math.floor(this.#opts.claimIdleMs / 3))
+    }
+  }
+
+  /** Containers come and go: consumers long gone with nothing pending are removed from the group, which stays small. */
+  async #forgetGone (): Promise<void> {
+    const consumers = await this.#cmd.call('XINFO', 'CONSUMERS', this.#opts.stream, this.#opts.group) as unknown[][]
+    for (const fields of consumers) {
+      const info: Record<string, unknown> = {}
+      for (let i = 0; i + 1 < fields.length; i += 2) info[String(fields[i])] = fields[i + 1]
+      if (info.name !== this.#name && info.pending === 0 && Number(info.idle) > GONE_AFTER_CLAIM_IDLES * this.#opts.claimIdleMs) {
+        await this.#cmd.call('XGROUP', 'DELCONSUMER', this.#opts.stream, this.#opts.group, String(info.name))
+      }
     }
   }
 
