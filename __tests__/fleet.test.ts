@@ -74,6 +74,18 @@ describeRedis('fleet mode', () => {
     await until(() => consumer.stats().redis?.acked === 30, 'the acknowledgements')
   })
 
+  test('a burst made in one turn goes to the stream over several turns, and all of it arrives', async () => {
+    const stream = `burst:${person()}`
+    const producer = make({ redis: { url: redis.url, stream, consume: false } })
+    const consumer = make({ redis: { url: redis.url, stream } })
+    await Promise.all([producer, consumer].map(connected))
+    const people = Array.from({ length: 100 }, person)
+    for (let i = 0; i < 5000; i++) producer.track({ profile_id: people[i % 100], event: 'e', message_id: `burst-${i}` })
+    await until(() => consumer.stats().sent === 5000, 'the delivery')
+    expect(producer.stats().redis).toMatchObject({ produced: 5000, local: 0 })
+    for (let i = 0; i < 5000; i += 499) expect(collector.messageIds().get(`burst-${i}`)).toBe(1)
+  })
+
   test('with Redis unreachable, calls are delivered by the process itself, and counted', async () => {
     const port = await freePort()
     const t = make({ redis: { url: `redis://127.0.0.1:${port}`, consume: false } })

@@ -8,6 +8,8 @@ import type { ResolvedFleetOptions } from './options'
 const READ_COUNT = 500
 /** How long one XREADGROUP waits for entries: also how soon close() or a lack of room is noticed by the reader. */
 const BLOCK_MS = 1000
+/** XADDs encoded per turn of the event loop, at most. */
+const ADD_SLICE = 2000
 /** Records waiting for their XADD reply, at most; past it calls take the local path. */
 const MAX_PENDING_ADDS = 20_000
 /** Ids per XCLAIM when a consumer renews its claim on what it holds. */
@@ -143,7 +145,8 @@ export class Fleet {
   async drainAdds (): Promise<void> {
     this.#keepAlive(true)
     try {
-      await this.#flush()
+      do await this.#flush()
+      while (this.#adds.length !== 0)
       await Promise.all(this.#addsInFlight)
     } finally {
       if (!this.#closed) this.#keepAlive(false)
@@ -227,9 +230,10 @@ export class Fleet {
   }
 
   async #flush (): Promise<void> {
-    const adds = this.#adds
+    // A burst goes a slice per turn: encoding its commands is the host's CPU too.
+    const adds = this.#adds.splice(0, ADD_SLICE)
+    if (this.#adds.length !== 0) this.#kick()
     const acks = this.#acks
-    this.#adds = []
     this.#acks = []
     const work: Array<Promise<void>> = []
     if (adds.length !== 0) {
