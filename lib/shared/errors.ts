@@ -47,7 +47,7 @@ export type RefusalReason = 'queue_full' | 'spool_full' | 'closed' | 'disabled' 
 
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   queue_full: 'the buffer is full (maxBufferedItems or maxBufferedBytes reached)',
-  spool_full: 'the spool is full (spool.maxBytes reached)',
+  spool_full: 'the spool is full (spool.maxBytes reached, or the disk is 64 MiB of writes behind)',
   closed: 'the tracker is closed',
   disabled: 'sending is disabled because Koala refused this project (see the earlier ingest-disabled error)',
   unconfigured: 'koala-tracker is not configured: call init({ publicKey }) at start-up or set KOALA_PUBLIC_KEY'

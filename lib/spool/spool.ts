@@ -19,6 +19,8 @@ export const SPOOL_OFF = -2
 /** Records framed into one write at most (and ~1 MiB): a burst is written in several turns, none long. */
 const WRITE_SLICE_RECORDS = 4096
 const WRITE_SLICE_BYTES = 1024 * 1024
+/** Bytes appended and not yet written, at most: a disk that stalls must not fill the heap instead. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024
 /** Bytes read back per turn. */
 const READ_CHUNK_BYTES = 128 * 1024
 
@@ -115,6 +117,7 @@ export class Spool {
   #queueSegs: Segment[] = []
   #queueHeld: boolean[] = []
   #queueHead = 0
+  #queuedBytes = 0
   /** The segment the writer has open, and its handle. */
   #writeSeg: Segment | undefined
   #writeHandle: FileHandle | undefined
@@ -186,7 +189,7 @@ export class Spool {
   append (head: string, body: string, length: number, held: boolean): number {
     if (this.#state !== 'ok') return SPOOL_OFF
     const size = FRAME_BYTES + length
-    if (this.#bytes + size > this.#opts.maxBytes) return SPOOL_FULL
+    if (this.#bytes + size > this.#opts.maxBytes || this.#queuedBytes + size > MAX_QUEUED_BYTES) return SPOOL_FULL
     if (this.#active.size + size > this.#opts.segmentBytes && this.#active.size > HEADER_BYTES) {
       this.#active = this.#newSegment(this.#active.id + 1)
     }
@@ -205,6 +208,7 @@ export class Spool {
     this.#queueLengths.push(length)
     this.#queueSegs.push(seg)
     this.#queueHeld.push(held)
+    this.#queuedBytes += size
     this.#kick()
     return location(seg.id, offset)
   }
@@ -393,6 +397,7 @@ export class Spool {
     const at = seg.written
     await writeAll(handle, buf, at)
     seg.written = at + buf.length
+    this.#queuedBytes -= buf.length
     for (let i = start; i < end; i++) {
       this.#queueHeads[i] = ''
       this.#queueBodies[i] = ''
@@ -525,6 +530,7 @@ export class Spool {
     this.#queueSegs = []
     this.#queueHeld = []
     this.#queueHead = 0
+    this.#queuedBytes = 0
   }
 
   #failRead (err: unknown): void {
