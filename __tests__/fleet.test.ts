@@ -86,6 +86,18 @@ describeRedis('fleet mode', () => {
     for (let i = 0; i < 5000; i += 499) expect(collector.messageIds().get(`burst-${i}`)).toBe(1)
   })
 
+  test('a lone consumer that closes right after its calls delivers them: close() reads what the stream holds', async () => {
+    const stream = `lone:${person()}`
+    const t = make({ redis: { url: redis.url, stream } })
+    await connected(t)
+    const people = Array.from({ length: 50 }, person)
+    for (let i = 0; i < 1000; i++) t.track({ profile_id: people[i % 50], event: 'e', message_id: `lone-${i}` })
+    const closed = await t.close()
+    expect(closed).toMatchObject({ timedOut: false, spooled: 0, abandoned: 0 })
+    expect(t.stats().redis).toMatchObject({ produced: 1000, consumed: 1000, acked: 1000 })
+    for (let i = 0; i < 1000; i += 111) expect(collector.messageIds().get(`lone-${i}`)).toBe(1)
+  })
+
   test('with Redis unreachable, calls are delivered by the process itself, and counted', async () => {
     const port = await freePort()
     const t = make({ redis: { url: `redis://127.0.0.1:${port}`, consume: false } })

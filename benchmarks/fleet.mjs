@@ -33,7 +33,7 @@ const int = (x) => Math.round(x).toLocaleString('en-US')
 const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 
 /** A redis-server of our own on a free port, as the tests start one (__tests__/helpers/redis.ts). */
-async function startRedis () {
+export async function startRedis () {
   const port = await new Promise((resolve) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)) }) })
   const dir = mkdtempSync(join(tmpdir(), 'koala-bench-redis-'))
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',

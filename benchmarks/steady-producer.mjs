@@ -2,6 +2,7 @@
 //   node --expose-gc steady-producer.mjs '<config JSON>'
 // config: { mode: 'steady' | 'backlog', sdk: 'tracker' | 'posthog' | 'loop', port, dist, rate, people, seconds, items, spoolDir }
 // spoolDir (spool.mjs): the tracker gets `spool: { dir: spoolDir }`, every other spool option its default.
+// redis, stream (fleet.mjs): the tracker gets `redis: { url: redis, stream }`: it produces and consumes.
 // 'loop' is the pacing loop alone, building the same call arguments but calling nothing:
 // the event-loop delay the producer has without any SDK.
 import { randomUUID } from 'node:crypto'
@@ -29,7 +30,9 @@ async function client (sdk, trackerOptions = {}) {
     // Loaded by the first send otherwise (~50 ms once per process): a start-up cost, not the steady state's.
     build.require('undici')
     build.require('lru-cache')
-    const t = createTracker({ publicKey: 'pk_bench', baseUrl, ...(spool.options && { spool: spool.options }), ...trackerOptions })
+    // redis (fleet.mjs): this process is producer and consumer of the stream, as every app process is by default.
+    const fleet = config.redis && { redis: { url: config.redis, stream: config.stream } }
+    const t = createTracker({ publicKey: 'pk_bench', baseUrl, ...(spool.options && { spool: spool.options }), ...fleet, ...trackerOptions })
     return {
       tracker: t,
       track: (id, seq) => t.track({ profile_id: id, event: 'Viewed Pricing', properties: { plan: 'pro', seats: 12, trial: true, seq } }),
@@ -38,7 +41,8 @@ async function client (sdk, trackerOptions = {}) {
         const s = t.stats()
         return {
           accepted: s.accepted, refused: s.dropped, queueFull: s.droppedBy.queue_full, sent: s.sent, failed: s.failed, requests: s.requests.sent, closed,
-          spool: spool.options && { ...s.spool, ...spool.written }
+          spool: spool.options && { ...s.spool, ...spool.written },
+          redis: s.redis
         }
       }
     }

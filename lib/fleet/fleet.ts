@@ -153,6 +153,28 @@ export class Fleet {
     }
   }
 
+  /**
+   * For close(): a consumer reads what the stream holds now, while memory has room, so that the last consumer
+   * of a fleet to stop delivers what it can instead of leaving it for the next to start.
+   */
+  async readRemaining (room: () => boolean): Promise<void> {
+    if (!this.#opts.consume || this.#cmd.status !== 'ready') return
+    try {
+      while (room()) {
+        const reply = await this.#cmd.call('XREADGROUP', 'GROUP', this.#opts.group, this.#name, 'COUNT', READ_COUNT,
+          'STREAMS', this.#opts.stream, '>') as Array<[string, Entry[]]> | null
+        let read = 0
+        for (const [, entries] of reply ?? []) {
+          this.#take(entries, false)
+          read += entries.length
+        }
+        if (read < READ_COUNT) return
+      }
+    } catch (err) {
+      this.#failed('xreadgroup', err)
+    }
+  }
+
   /** A call this process delivers itself, Redis not being ready. */
   tookLocally (): void {
     this.#stats.local++

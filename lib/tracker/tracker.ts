@@ -421,7 +421,10 @@ export class Tracker {
       const c = new Completion(this.#clock, timeoutMs)
       this.#sender.watch(c)
       // Records on their way to the fleet's stream get there (or come back to be sent from here) first.
-      if (this.#fleet !== undefined) await this.#fleet.drainAdds()
+      if (this.#fleet !== undefined) {
+        await this.#fleet.drainAdds()
+        await this.#fleet.readRemaining(() => !this.#budget.high)
+      }
       await new Promise<void>(resolve => this.#batcher.sealAll(resolve))
       this.#batcher.stop()
       this.#sender.stopCollecting(c)
