@@ -281,6 +281,23 @@ describeRedis('fleet mode', () => {
     }
   })
 
+  test('a live consumer that holds entries past claimIdleMs (Koala failing) renews its claim: nobody takes them over', async () => {
+    const stream = `renew:${person()}`
+    const holder = make({ retryBaseDelayMs: 200, retryMaxDelayMs: 200, redis: { url: redis.url, stream, claimIdleMs: 300 } })
+    await connected(holder)
+    // Koala refuses for a while: the holder keeps its entries in retries, long past claimIdleMs.
+    faults.push(...Array.from({ length: 8 }, () => ({ status: 503 })))
+    const pid = person()
+    for (let i = 0; i < 5; i++) holder.track({ profile_id: pid, event: 'e', message_id: `renew-${i}` })
+    await until(() => holder.stats().redis?.held === 5, 'the read')
+    const rival = make({ redis: { url: redis.url, stream, claimIdleMs: 300 } })
+    await connected(rival)
+    await until(() => holder.stats().sent === 5, 'the delivery after the failures')
+    expect(holder.stats().requests.retried).toBeGreaterThanOrEqual(4)
+    expect(rival.stats().redis).toMatchObject({ consumed: 0, claimed: 0 })
+    for (let i = 0; i < 5; i++) expect(collector.messageIds().get(`renew-${i}`)).toBe(1)
+  })
+
   test('a consumer long gone with nothing pending leaves the group; one with entries pending stays until they are claimed', async () => {
     const stream = `gone:${person()}`
     const raw = new Redis(redis.url)

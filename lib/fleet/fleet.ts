@@ -129,8 +129,6 @@ export class Fleet {
     }
   }
 
-  get consumer (): string { return this.#name }
-
   /** Whether a call can go to the stream now (else it takes the local path). */
   get ready (): boolean {
     return !this.#closed && this.#cmd.status === 'ready' && this.#pendingAdds + this.#adds.length < MAX_PENDING_ADDS

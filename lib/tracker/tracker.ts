@@ -293,16 +293,13 @@ export class Tracker {
    */
   #acceptDurably (name: CallName, route: Route, c: Captured, spool: Spool): boolean {
     let held = !spool.backlog && this.#budget.tryTake(c.bytes)
-    const record = recordOf(route, c)
-    const loc = spool.append(record.head, record.body, record.bytes, held)
+    const loc = this.#append(route, c, spool, held)
     if (loc === SPOOL_FULL) {
       if (held) this.#budget.release(1, c.bytes)
       this.#drop(name, route, 'spool_full', new RefusedError(name, 'spool_full'))
       return false
     }
-    if (loc >= 0) {
-      c.loc = loc
-    } else if (!held && !(held = this.#budget.tryTake(c.bytes))) {
+    if (loc < 0 && !held && !(held = this.#budget.tryTake(c.bytes))) {
       this.#drop(name, route, 'queue_full', new RefusedError(name, 'queue_full'))
       return false
     }
@@ -320,14 +317,20 @@ export class Tracker {
     const spool = this.#spool
     if (spool !== undefined) {
       const held = !spool.backlog && this.#budget.tryTake(c.bytes)
-      const record = recordOf(route, c)
-      const loc = spool.append(record.head, record.body, record.bytes, held)
-      if (loc >= 0) c.loc = loc
+      const loc = this.#append(route, c, spool, held)
       if (held) this.#hold(route, c)
       if (loc >= 0 || held) return
     }
     this.#budget.take(c.bytes)
     this.#hold(route, c)
+  }
+
+  /** Appends the item's record to the spool (`held`: it is in memory too); the item keeps its place. */
+  #append (route: Route, c: Captured, spool: Spool, held: boolean): number {
+    const record = recordOf(route, c)
+    const loc = spool.append(record.head, record.body, record.bytes, held)
+    if (loc >= 0) c.loc = loc
+    return loc
   }
 
   /** Settles an item's place: in the spool (0 and up) or the fleet's stream (-2 and down); -1 is neither. */
