@@ -143,61 +143,86 @@ const is2xx = (status: number): boolean => status >= 200 && status < 300
  * reports and the rest is discarded with the socket.
  */
 function dispatchOne (dispatcher: Dispatcher, origin: string, path: string, body: string): Exchange {
-  let resolve!: (res: TransportResponse) => void
-  let reject!: (err: unknown) => void
-  const promise = new Promise<TransportResponse>((res, rej) => { resolve = res; reject = rej })
-  let controller: Dispatcher.DispatchController | undefined
-  let abortedWith: Error | undefined
-  let settled = false
-  let status = 0
-  let headers: TransportResponse['headers'] = {}
-  let text = ''
-  const settle = (): boolean => {
-    if (settled) return false
-    settled = true
-    return true
+  return new PoolExchange(dispatcher, origin, path, body)
+}
+
+/**
+ * A request's state and undici's handler in one object of a class. Not an object literal of closures:
+ * after a burst, V8 may decide that a literal's allocation site makes long-lived objects and allocate
+ * them in the old generation from then on, and everything such a handler refers to (its closures, the
+ * response headers, the body) then outlives the young-generation collections until a full one (S2: ~3×
+ * the GC time). An instance of a class is never allocated old by that decision.
+ */
+class PoolExchange implements Exchange, Dispatcher.DispatchHandler {
+  readonly answer: Promise<TransportResponse>
+  #resolve!: (res: TransportResponse) => void
+  #reject!: (err: unknown) => void
+  #controller: Dispatcher.DispatchController | undefined
+  #abortedWith: Error | undefined
+  #settled = false
+  #status = 0
+  #headers: TransportResponse['headers'] = {}
+  #text = ''
+
+  constructor (dispatcher: Dispatcher, origin: string, path: string, body: string) {
+    this.answer = new Promise<TransportResponse>((resolve, reject) => { this.#resolve = resolve; this.#reject = reject })
+    try {
+      dispatcher.dispatch({ origin, path, method: 'POST', headers: HEADERS, body }, this)
+    } catch (err) {
+      // A dispatcher that throws (a closed one, bad arguments) fails the attempt like a network error.
+      this.#fail(err)
+    }
   }
-  const answer = (): void => { if (settle()) resolve({ status, headers, body: is2xx(status) ? '' : text.slice(0, MAX_ERROR_BODY_CHARS).trim() }) }
-  const fail = (err: unknown): void => { if (settle()) reject(err) }
-  // A request still queued in the dispatcher is stopped when it would start (onRequestStart).
-  const abort = (reason: Error): void => {
-    if (settled) return
-    abortedWith = reason
-    controller?.abort(reason)
-    fail(reason)
+
+  /** A request still queued in the dispatcher is stopped when it would start (onRequestStart). */
+  abort (reason: Error): void {
+    if (this.#settled) return
+    this.#abortedWith = reason
+    this.#controller?.abort(reason)
+    this.#fail(reason)
   }
-  try {
-    dispatcher.dispatch({ origin, path, method: 'POST', headers: HEADERS, body }, {
-      onRequestStart (c) {
-        controller = c
-        if (abortedWith !== undefined) c.abort(abortedWith)
-      },
-      onResponseStart (_c, statusCode, responseHeaders) {
-        // 1xx (103 Early Hints, 102 Processing) is not the answer: a reset or a deadline after it is a network failure.
-        if (statusCode < 200) return
-        status = statusCode
-        headers = responseHeaders as TransportResponse['headers']
-      },
-      onResponseData (c, chunk) {
-        if (is2xx(status) || settled) return
-        text += chunk.toString('utf8')
-        if (text.length >= MAX_ERROR_BODY_CHARS) {
-          answer()
-          c.abort(new Error('error body read far enough'))
-        }
-      },
-      onResponseEnd () { answer() },
-      // After the status line, the status decides: keep what arrived of the body.
-      onResponseError (_c, err) {
-        if (status !== 0) answer()
-        else fail(err)
-      }
-    })
-  } catch (err) {
-    // A dispatcher that throws (a closed one, bad arguments) fails the attempt like a network error.
-    fail(err)
+
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#abortedWith !== undefined) controller.abort(this.#abortedWith)
   }
-  return { answer: promise, abort }
+
+  onResponseStart (_c: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>): void {
+    // 1xx (103 Early Hints, 102 Processing) is not the answer: a reset or a deadline after it is a network failure.
+    if (statusCode < 200) return
+    this.#status = statusCode
+    this.#headers = headers
+  }
+
+  onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (is2xx(this.#status) || this.#settled) return
+    this.#text += chunk.toString('utf8')
+    if (this.#text.length >= MAX_ERROR_BODY_CHARS) {
+      this.#answer()
+      controller.abort(new Error('error body read far enough'))
+    }
+  }
+
+  onResponseEnd (): void { this.#answer() }
+
+  /** After the status line, the status decides: keep what arrived of the body. */
+  onResponseError (_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.#status !== 0) this.#answer()
+    else this.#fail(err)
+  }
+
+  #answer (): void {
+    if (this.#settled) return
+    this.#settled = true
+    const status = this.#status
+    this.#resolve({ status, headers: this.#headers, body: is2xx(status) ? '' : this.#text.slice(0, MAX_ERROR_BODY_CHARS).trim() })
+  }
+
+  #fail (err: unknown): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#reject(err)
+  }
 }
 
 function abortReason (signal: AbortSignal): Error {
