@@ -131,8 +131,11 @@ async function backlog () {
   let f0
   const probe = setInterval(() => {
     const now = performance.now()
-    if (now - last > longest.ms) longest = { ms: now - last, atMs: last - f0 }
-    if (now - last > STALL_MS) blocked++
+    // Gaps that end before flush() is called (the sleep before it) are not its own.
+    if (f0 !== undefined) {
+      if (now - last > longest.ms) longest = { ms: now - last, atMs: last - f0 }
+      if (now - last > STALL_MS) blocked++
+    }
     last = now
   }, 1)
   h.enable()
