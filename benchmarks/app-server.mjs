@@ -4,6 +4,8 @@
 // tracker: koalaMiddleware + a tracker with default options, sending to the sink.
 // pool: the floor for a new visitor per request: the handler's 3 items POSTed to the sink
 // as one body through a raw undici Pool, one request per request, as the tracker sends one per person.
+// middleware, nohttp (app.mjs --breakdown): koalaMiddleware over a tracker whose calls do nothing; the
+// tracker with a transport that answers 200 at once (no HTTP, nothing reaches the sink).
 // Messages: mark (start the measured window), measure (its CPU and requests), close (deliver, report, exit).
 import { randomUUID } from 'node:crypto'
 import express from 'express'
@@ -19,11 +21,17 @@ let close = async () => ({})
 if (variant === 'none') {
   const nothing = { page () {}, track () {}, identify () {} }
   app.use((req, res, next) => { req.koala = nothing; next() })
-} else if (variant === 'tracker') {
+} else if (variant === 'middleware') {
+  const nothing = { page () {}, track () {}, identify () {} }
+  app.use(loadBuild(dist).express().koalaMiddleware({ tracker: nothing }))
+} else if (variant === 'tracker' || variant === 'nohttp') {
   const build = loadBuild(dist)
   const { createTracker } = build.tracker()
   const { koalaMiddleware } = build.express()
-  const tracker = createTracker({ publicKey: 'pk_bench', baseUrl: sinkUrl })
+  const transport = variant === 'tracker'
+    ? undefined
+    : { send: async () => ({ status: 200, headers: {}, body: '' }), close: async () => {}, destroy: async () => {} }
+  const tracker = createTracker({ publicKey: 'pk_bench', baseUrl: sinkUrl, transport })
   app.use(koalaMiddleware({ tracker }))
   close = async () => {
     const closed = await tracker.close({ timeoutMs: 300_000 })

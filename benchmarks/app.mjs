@@ -4,6 +4,8 @@
 //   --compare PATH     also that build's tracker variants, interleaved
 //   --seconds 10 --warmup 3 --connections 20 --visitors 2000 --repeat 3
 //   --smoke            a couple of seconds, one repeat, nothing written; fails on loss
+//   --breakdown        also, with returning visitors: the middleware over calls that do nothing, and the
+//                      tracker with a transport that answers at once (no HTTP): where a call's cost goes
 // The app (app-server.mjs) runs in its own process, its route making 3 tracker calls per request
 // (req.koala.page, req.koala.track twice); autocannon drives it closed-loop from this process, and
 // the sink takes the tracker's requests in a third. process.cpuUsage() in the app over the measured
@@ -32,19 +34,26 @@ const int = (x) => x === undefined ? '–' : Math.round(x).toLocaleString('en-US
  * (a pool of ko_id cookies) and with a new visitor per request (no cookie: the middleware mints one);
  * and, for the latter, the floor: one small JSON body per request through a raw undici Pool.
  */
-function variants (dist, compare) {
+function variants (dist, compare, breakdown) {
   const list = [
     { key: 'none', label: 'no tracker', app: 'none', cookies: true },
     { key: 'returning', label: 'tracker, returning visitors', app: 'tracker', dist, cookies: true },
     { key: 'new', label: 'tracker, a new visitor per request', app: 'tracker', dist, cookies: false },
     { key: 'pool', label: 'raw undici Pool, one POST per request (floor for a new visitor)', app: 'pool', dist, cookies: false }
   ]
+  if (breakdown) {
+    list.push({ key: 'middleware', label: 'middleware only, calls that do nothing', app: 'middleware', dist, cookies: true },
+      { key: 'noHttp', label: 'tracker, returning visitors, a transport that answers at once', app: 'nohttp', dist, cookies: true })
+  }
   if (compare !== undefined) {
     list.push({ key: 'otherReturning', label: 'other build, returning visitors', app: 'tracker', dist: compare, cookies: true },
       { key: 'otherNew', label: 'other build, a new visitor per request', app: 'tracker', dist: compare, cookies: false })
   }
   return list
 }
+
+/** Whether the variant's calls reach the sink (and are checked there). */
+const delivers = (v) => v.app === 'tracker' || v.app === 'pool'
 
 /** One app process: warm-up, the measured window, then close() and the sink's count. */
 async function measure (sink, v, o) {
@@ -81,14 +90,14 @@ async function measure (sink, v, o) {
     accepted: c.accepted,
     refused: c.refused
   }
-  if (v.app !== 'none') {
+  if (delivers(v)) {
     x.delivered = c.calls - s.missing
     x.lost = c.accepted - x.delivered
     x.duplicates = s.duplicated
     x.sinkRequests = s.requests
   }
   log(`  ${v.label}: ${int(x.requestsPerSec)} req/s, app CPU ${f(x.cpuPerRequestUs)} µs/request` +
-    (v.app === 'none' ? '' : `; ${int(x.calls)} calls, refused ${int(x.refused)}, delivered ${int(x.delivered)}, lost ${int(x.lost)}, duplicates ${int(x.duplicates)}, ${int(x.sinkRequests)} requests to the sink`) +
+    (!delivers(v) ? '' : `; ${int(x.calls)} calls, refused ${int(x.refused)}, delivered ${int(x.delivered)}, lost ${int(x.lost)}, duplicates ${int(x.duplicates)}, ${int(x.sinkRequests)} requests to the sink`) +
     (x.errors > 0 ? `; ${x.errors} errors or non-2xx answers` : ''))
   return x
 }
@@ -123,7 +132,7 @@ export function renderApp (r) {
   out.push('')
   out.push('| Variant | Requests/s | p99 latency ms | App CPU µs/request (runs) | µs per tracked call | Calls | Refused | Lost | Duplicates | Target |')
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|')
-  for (const v of variants(r.dist, r.compare)) {
+  for (const v of variants(r.dist, r.compare, r.breakdown)) {
     const x = r.variants[v.key]
     const us = x.usPerTrackedCall
     const target = v.key === 'returning' ? (us <= APP_TARGETS.trackerUsPerCall && x.refused === 0 && x.lost === 0 && x.duplicates === 0 ? 'met' : '**not met**') : '–'
@@ -145,7 +154,8 @@ export async function main (argv) {
     ids: uuids(number('--visitors', smoke ? 100 : 2_000), randomUUID)
   }
   const repeat = number('--repeat', smoke ? 1 : 3)
-  const list = variants(dist, compare)
+  const breakdown = flag('--breakdown')
+  const list = variants(dist, compare, breakdown)
   const runs = Object.fromEntries(list.map((v) => [v.key, []]))
   const sink = await startSink()
   try {
@@ -163,6 +173,7 @@ export async function main (argv) {
     express: createRequire(import.meta.url)('express/package.json').version,
     dist,
     compare,
+    breakdown,
     seconds: o.seconds,
     warmup: o.warmup,
     connections: o.connections,
@@ -173,7 +184,7 @@ export async function main (argv) {
   for (const v of list.filter((v) => v.key !== 'none')) results.variants[v.key].usPerTrackedCall = perCall(results, v.key)
   process.stdout.write(renderApp(results) + '\n')
   if (smoke) {
-    const bad = list.filter((v) => v.app !== 'none' && (results.variants[v.key].lost !== 0 || results.variants[v.key].duplicates !== 0 || results.variants[v.key].errors !== 0))
+    const bad = list.filter((v) => delivers(v) && (results.variants[v.key].lost !== 0 || results.variants[v.key].duplicates !== 0 || results.variants[v.key].errors !== 0))
     if (bad.length > 0) throw new Error(`app --smoke: loss, duplicates or errors in ${bad.map((v) => v.key).join(', ')}`)
     return results
   }
