@@ -24,7 +24,7 @@ const { DEFAULTS, VERSION, createTracker } = build.tracker()
 const require = build.require
 /**
  * The floor's connections. Not DEFAULTS.maxConcurrentRequests: that is now the ceiling of an adaptive
- * limit that starts at 10 (and on loopback stays near it), not the connections in use.
+ * limit that starts at 10 (on loopback it climbs to 30-130 in a burst), not the connections in use.
  */
 const FLOOR_CONNECTIONS = Number(process.env.FLOOR_CONNECTIONS ?? 10)
 

@@ -24,8 +24,9 @@ const RTT_WINDOW = 256
  *
  * - It grows by one for each success of an attempt that filled the limit, while
  *   answers come about as fast as the fastest seen: the network needs more in
- *   flight (Little's law: in flight = rate x latency). A fast local server saturates
- *   before that and the limit stays at `floor`.
+ *   flight (Little's law: in flight = rate x latency). On a local server the round
+ *   trip is mostly the client's own event loop, so it can grow well past `floor`
+ *   without gain (bursts on loopback: 30-130 in flight; docs/benchmarks.md).
  * - It shrinks by DECREASE on a failure, once per window: attempts started before the
  *   last cut do not cut it again, so one burst of failures costs one cut, not many.
  * - Answers much slower than the fastest (queueing) take it back toward `floor`;
