@@ -12,7 +12,7 @@ export interface LoggerLike {
 
 /**
  * Warnings and errors to stderr through pino. pino is loaded on the first
- * warning, not at import: most processes never log and keep ~25 ms of start-up.
+ * warning, not at import: most processes never log, and loading it is most of a cold start.
  */
 export function createDefaultLogger (): LoggerLike {
   let real: LoggerLike | undefined

@@ -143,7 +143,7 @@ export class Batcher {
     this.#due.push(bucket)
     this.#dueOpening.push(bucket.opening)
     // Entries at the front whose buckets were sealed since (full, pushed out) are dropped as new ones come:
-    // otherwise a queue of them, and their buckets, would wait for their old deadlines (S2: 100,000 for 10,000 people).
+    // otherwise a queue of them, and their buckets, would wait for their old deadlines (more than buckets are held).
     // (Not the entry just pushed: its bucket takes its first item after this.)
     for (let n = 0; n < STALE_DROPPED_PER_OPENING && this.#head < this.#due.length - 1 && !this.#live(this.#head); n++) this.#head++
     this.#compact()

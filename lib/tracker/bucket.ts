@@ -76,7 +76,7 @@ export class Bucket {
   /** Set by the first call that brings one; cleared when sealed. */
   secondary: string | undefined
   // Made by the first item: a bucket waits empty in the LRU between its person's calls, and a sealed one
-  // may wait in the deadline queue until its old deadline passes (S2: 100,000 of them for 10,000 people).
+  // may wait in the deadline queue until its old deadline passes (many per person, with many people).
   #lists: Lists | undefined
   #locs: number[] | undefined
   items = 0

@@ -126,7 +126,7 @@ function isArrayInput (c: CallName, field: string, value: object): boolean {
 /** A plain object, of any realm: not a Map, Date, array or class instance (which JSON would send as {} or a string). */
 export function isPlainObject (value: object): boolean {
   const proto = Object.getPrototypeOf(value)
-  // This realm's Object.prototype first: asking it for its own prototype is a runtime call (~40 ns).
+  // This realm's Object.prototype first: asking it for its own prototype is a runtime call.
   return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null
 }
 
@@ -286,8 +286,8 @@ export class Capturer {
     const sentAt = this.#sentAt(c, sentAtIn ?? undefined)
     given ??= undefined
     // The schema looks inside traits (email, group_id, vip, ...). When the live object could show it
-    // other values than JSON.stringify will see, it checks the JSON that is sent, parsed back (a cost
-    // of ~1 µs for small traits, so only then). Anything but an object is left to the schema's own message.
+    // other values than JSON.stringify will see, it checks the JSON that is sent, parsed back (costly,
+    // so only then). Anything but an object is left to the schema's own message.
     let traits: unknown = given
     let json: string | undefined
     if (typeof given === 'object' && !isArrayInput(c, 'traits', given) && serialiseFirst(given)) {
@@ -307,7 +307,7 @@ export class Capturer {
       throw new InputError(c, 'call', `must be an object, got ${typeName(call)}`)
     }
     const fields = FIELDS[c]
-    // ~7 ns a call: a misspelt field would otherwise lose its data without a word.
+    // Cheap, and a misspelt field would otherwise lose its data without a word.
     try {
       for (const field in call as object) {
         if (!fields.has(field)) this.#unknownField(c, field, fields)

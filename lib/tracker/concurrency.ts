@@ -26,7 +26,7 @@ const RTT_WINDOW = 256
  *   answers come about as fast as the fastest seen: the network needs more in
  *   flight (Little's law: in flight = rate x latency). On a local server the round
  *   trip is mostly the client's own event loop, so it can grow well past `floor`
- *   without gain (bursts on loopback: 30-130 in flight; docs/benchmarks.md).
+ *   without gain.
  * - It shrinks by DECREASE on a failure, once per window: attempts started before the
  *   last cut do not cut it again, so one burst of failures costs one cut, not many.
  * - Answers much slower than the fastest (queueing) take it back toward `floor`;

@@ -79,9 +79,8 @@ export const DEFAULTS = Object.freeze({
   flushAt: MAX_ITEMS_PER_ARRAY,
   flushIntervalMs: 10_000,
   maxBuckets: 10_000,
-  // A held item costs ~250 bytes of heap, ~500 when each is a different person's request
-  // (docs/benchmarks.md): 200k is 50-100 MB at most, and lets a burst of 200k calls ride out
-  // a network slower than the caller without refusing any (100k refused ~40% in S1 and S3).
+  // Heap per held item is in docs/benchmarks.md: 200k stays within tens of MB, and lets a burst
+  // of calls ride out a network slower than the caller without refusing any.
   maxBufferedItems: 200_000,
   maxBufferedBytes: 64 * 1024 * 1024,
   maxItemBytes: 32 * 1024,

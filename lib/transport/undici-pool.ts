@@ -8,8 +8,8 @@ let connector: typeof BuildConnector | undefined
 /**
  * undici's Pool class, required on first use. Its own module loads 22 of
  * undici's modules where `require('undici')` loads 110 (fetch, WebSocket,
- * caches and mock agents the tracker never uses): ~40 ms against ~125 on a
- * small VM, for which the first send blocks the event loop. It is the same
+ * caches and mock agents the tracker never uses), a third of the time for
+ * which the first send blocks the event loop. It is the same
  * class `require('undici').Pool` returns (a test holds the two together); if a
  * later undici moves the file, the whole package is loaded instead.
  */
