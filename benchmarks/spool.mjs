@@ -17,8 +17,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
-import { run as steadyRun } from './steady.mjs'
-import { log, machine, median, parseArgs, writeResults } from './util.mjs'
+import { applySmokeScale, log, machine, median, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -51,7 +50,7 @@ async function burst (sink, SCENARIOS, name, dist, spoolDir) {
 }
 
 /** The steady load: one steady-producer.mjs process (steady.mjs's run, which checks the sink). */
-async function steady (sink, config, spoolDir) {
+async function steady (steadyRun, sink, config, spoolDir) {
   const r = await steadyRun(sink, { ...config, spoolDir })
   return { cpuPerItemUs: r.cpuWithCloseMicros / r.delivered, delay: r.eventLoopDelayMs, delivered: r.delivered, clean: r.lost === 0 && r.duplicates === 0 && r.refused === 0, spool: r.spool }
 }
@@ -110,10 +109,10 @@ export function renderSpool (r) {
 export async function main (argv) {
   const { flag, value, number } = parseArgs(argv)
   const smoke = flag('--smoke')
-  // Scaled-down figures must never reach the results file.
-  if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
-  if (smoke) process.env.BENCH_SCALE ??= '0.01'
+  applySmokeScale(smoke)
+  // After the scale is set: steady.mjs loads scenarios.mjs too.
   const { SCENARIOS } = await import('./scenarios.mjs')
+  const { run: steadyRun } = await import('./steady.mjs')
   const dist = resolve(value('--dist', DEFAULT_DIST))
   const repeat = smoke ? 1 : number('--repeat', 3)
   const rates = value('--rates', smoke ? '500,1000' : '5000,20000').split(',').map(Number)
@@ -124,7 +123,7 @@ export async function main (argv) {
   const jobs = [
     ...Object.keys(SCENARIOS).map((name) => [name, SCENARIOS[name].title, (sink, dir) => burst(sink, SCENARIOS, name, dist, dir)]),
     ...rates.map((rate) => [`steady ${rate / 1000}k/s`, `${rate} calls/s over ${people} people for ${seconds} s`,
-      (sink, dir) => steady(sink, { mode: 'steady', sdk: 'tracker', dist, rate, people, seconds }, dir)])
+      (sink, dir) => steady(steadyRun, sink, { mode: 'steady', sdk: 'tracker', dist, rate, people, seconds }, dir)])
   ]
   const sink = await startSink()
   try {
