@@ -18,11 +18,10 @@ let requests = 0
 
 const app = express()
 let close = async () => ({})
+const nothing = { page () {}, track () {}, identify () {} }
 if (variant === 'none') {
-  const nothing = { page () {}, track () {}, identify () {} }
   app.use((req, res, next) => { req.koala = nothing; next() })
 } else if (variant === 'middleware') {
-  const nothing = { page () {}, track () {}, identify () {} }
   app.use(loadBuild(dist).express().koalaMiddleware({ tracker: nothing }))
 } else if (variant === 'tracker' || variant === 'nohttp') {
   const build = loadBuild(dist)

@@ -25,7 +25,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import Redis from 'ioredis'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
-import { log, machine, median, parseArgs, writeResults } from './util.mjs'
+import { applySmokeScale, log, machine, median, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const f = (x, d = 2) => x === undefined ? '–' : x.toFixed(d)
@@ -141,9 +141,7 @@ export function renderFleet (r) {
 export async function main (argv) {
   const { flag, value, number } = parseArgs(argv)
   const smoke = flag('--smoke')
-  // Scaled-down figures must never reach the results file.
-  if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
-  if (smoke) process.env.BENCH_SCALE ??= '0.01'
+  applySmokeScale(smoke)
   let url = value('--redis', undefined)
   if (url === undefined && spawnSync('redis-server', ['--version']).status !== 0) {
     if (smoke) { log('fleet: skipped, no redis-server installed (or pass --redis URL)'); return }

@@ -26,16 +26,13 @@ import { fileURLToPath } from 'node:url'
 import { DEFAULT_DIST } from './load-build.mjs'
 import { clean, renderTable, resultsFile } from './report.mjs'
 import { exactlyOnce, startSink } from './sink-process.mjs'
-import { log, machine, median, parseArgs, writeResults } from './util.mjs'
+import { applySmokeScale, log, machine, median, parseArgs, writeResults } from './util.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const { flag, value } = parseArgs(args)
 const smoke = flag('--smoke')
-// Scaled-down figures must never reach the results files.
-if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
-// Read by scenarios.mjs when it loads (below), here and in every producer process.
-if (smoke) process.env.BENCH_SCALE ??= '0.01'
+applySmokeScale(smoke)
 const { SCENARIOS } = await import('./scenarios.mjs')
 const repeat = smoke ? 1 : Number(value('--repeat', 3))
 const only = value('--scenarios', undefined)?.split(',')

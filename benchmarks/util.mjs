@@ -19,6 +19,15 @@ export const median = (xs) => {
   return s.length % 2 === 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+/**
+ * A smoke run shrinks every scenario (BENCH_SCALE, read by scenarios.mjs when it loads and by every
+ * producer process); scaled-down figures must never reach the results files. Call before importing scenarios.mjs.
+ */
+export function applySmokeScale (smoke) {
+  if (!smoke && process.env.BENCH_SCALE !== undefined) throw new Error('BENCH_SCALE is for --smoke runs only')
+  if (smoke) process.env.BENCH_SCALE ??= '0.01'
+}
+
 export function machine () {
   const model = readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model
   return { cpu: model, cores: cpus().length, node: process.version, loadAvg: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') }
