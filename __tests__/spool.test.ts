@@ -374,6 +374,18 @@ describe('bounds and ownership', () => {
     expect(() => h.make({ spool: { dir, segmentBytes: 1024 * 1024, maxBytes: 1024 * 1024 } })).toThrow(/spool\.maxBytes must be between 2097152/)
   })
 
+  test('an item larger than a spool record can hold is refused at the call, naming the field; the option is lowered with a warning', async () => {
+    const dir = newDir()
+    h = await harness({ spool: { dir }, maxItemBytes: 32 * 1024 * 1024, maxBufferedBytes: 64 * 1024 * 1024 })
+    expect(h.logger.lines.filter(l => l.level === 'warn').map(l => l.msg)).toEqual(['maxItemBytes 33554432 is above what a spool record holds; using 16711680'])
+    const pid = person()
+    h.tracker.track({ profile_id: pid, event: 'big', properties: { blob: 'x'.repeat(17 * 1024 * 1024) }, message_id: 'too-big' })
+    expect(h.errors.map(e => [(e as { code?: string }).code, (e as { field?: string }).field])).toEqual([['KOALA_ERR_INVALID_INPUT', 'properties']])
+    h.tracker.track({ profile_id: pid, event: 'fits', properties: { blob: 'y'.repeat(1024 * 1024) }, message_id: 'fits' })
+    await h.tracker.flush()
+    expect(ids(h)).toEqual(['fits'])
+  })
+
   test('when the spool cannot be written, items are kept in memory and delivered, and the failure is reported', async () => {
     const dir = newDir()
     h = await harness({ spool: { dir }, flushIntervalMs: 1000 })

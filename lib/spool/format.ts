@@ -14,6 +14,8 @@ export const HEADER_BYTES = SEGMENT_HEADER.length
 export const FRAME_BYTES = 8
 /** A length above this is corruption, not a record: it must not make the reader allocate it. */
 export const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+/** The largest item a record holds: what is left of MAX_PAYLOAD_BYTES after a generous allowance for its header. */
+export const MAX_SPOOLED_ITEM_BYTES = MAX_PAYLOAD_BYTES - 64 * 1024
 
 /** Offsets within a segment fit in 32 bits; a record's place is one number. */
 const SEGMENT_SPAN = 2 ** 32

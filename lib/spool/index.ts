@@ -2,4 +2,5 @@
 export { Spool, SPOOL_FULL, SPOOL_OFF } from './spool'
 export type { SpoolHooks, SpoolProblem, SpoolStats } from './spool'
 export { resolveSpoolOptions, SPOOL_DEFAULTS } from './options'
+export { MAX_SPOOLED_ITEM_BYTES } from './format'
 export type { FsyncPolicy, ResolvedSpoolOptions, SpoolOptions } from './options'

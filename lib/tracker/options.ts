@@ -5,7 +5,7 @@ import { DEFAULT_BASE_URL, MAX_ITEMS_PER_ARRAY } from '../shared/constants'
 import { ConfigError, type KoalaError } from '../shared/errors'
 import type { LoggerLike } from '../shared/logger'
 import { resolveFleetOptions, type FleetOptions, type ResolvedFleetOptions } from '../fleet'
-import { resolveSpoolOptions, type ResolvedSpoolOptions, type SpoolOptions } from '../spool'
+import { MAX_SPOOLED_ITEM_BYTES, resolveSpoolOptions, type ResolvedSpoolOptions, type SpoolOptions } from '../spool'
 import type { Transport } from '../transport'
 
 /** Options for createTracker(). Every number carries its unit in its name. */
@@ -172,6 +172,11 @@ export function resolveOptions (input: TrackerOptions): Resolution {
   if (numbers.retryMaxDelayMs < numbers.retryBaseDelayMs) {
     warnings.push(`retryMaxDelayMs ${numbers.retryMaxDelayMs} is below retryBaseDelayMs ${numbers.retryBaseDelayMs}; using ${numbers.retryBaseDelayMs}`)
     numbers.retryMaxDelayMs = numbers.retryBaseDelayMs
+  }
+  // A larger record would be read back as corruption after a restart, and the records behind it lost.
+  if (input.spool !== undefined && numbers.maxItemBytes > MAX_SPOOLED_ITEM_BYTES) {
+    warnings.push(`maxItemBytes ${numbers.maxItemBytes} is above what a spool record holds; using ${MAX_SPOOLED_ITEM_BYTES}`)
+    numbers.maxItemBytes = MAX_SPOOLED_ITEM_BYTES
   }
   if (numbers.maxBufferedBytes < numbers.maxItemBytes) {
     warnings.push(`maxBufferedBytes ${numbers.maxBufferedBytes} is below maxItemBytes ${numbers.maxItemBytes}; using ${numbers.maxItemBytes}`)
