@@ -6,7 +6,7 @@ import { startCollector, type Collector, type Fault } from '../lib/collector'
 import { createTracker, type Tracker } from '../lib/tracker/tracker'
 import type { TrackerOptions } from '../lib/tracker/options'
 import { EXIT, main, type CliIo } from '../lib/cli/cli'
-import { FIXTURES, ROOT, startNode, type Child } from './helpers/child'
+import { FIXTURES, ROOT, startNode, type Child, type ChildResult } from './helpers/child'
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis'
 import { freePort, memoryLogger, person } from './helpers/setup'
 
@@ -203,6 +203,27 @@ describeRedis('fleet mode', () => {
     expect(survivor.code).toBe(0)
     // It took over what the killed consumer held: claimed after claimIdleMs, delivered with the same message_ids.
     expect((JSON.parse(survivor.stdout.split('closed ')[1]) as { redis: { claimed: number } }).redis.claimed).toBeGreaterThan(0)
+  })
+
+  test('process.exit() right after calls: the records that never reached Redis are reported lost, or, beside a spool, written there for the next tracker', async () => {
+    const stream = `exit:${person()}`
+    const run = `x${Date.now()}`
+    const exitAfter40Calls = async (extra: Record<string, string>): Promise<ChildResult> => await startNode([join(FIXTURES, 'fleet-process.cjs')], {
+      env: { KOALA_BASE_URL: collector.url, REDIS_URL: redis.url, KOALA_ALLOW_UNKNOWN_ENV: '', ROLE: 'exit', STREAM: stream, COUNT: '40', ...extra },
+      guardMs: 30_000
+    }).exited
+    const bare = await exitAfter40Calls({ RUN: `${run}-bare` })
+    expect(bare.code).toBe(0)
+    // The first 20 XADDs were written to Redis's socket before the exit; the last 20 never left the process.
+    expect(bare.stderr).toContain('exiting (process.exit(0)) with 20 items undelivered; they are lost')
+
+    const dir = mkdtempSync(join(tmpdir(), 'koala-fleet-exit-'))
+    const spooled = await exitAfter40Calls({ RUN: `${run}-spool`, SPOOL_DIR: dir })
+    expect(spooled.code).toBe(0)
+    expect(spooled.stderr).toContain(`with 40 items undelivered; those written to the spool are sent by the next tracker started on ${dir}`)
+    make({ redis: undefined, spool: { dir } })
+    const expected = Array.from({ length: 40 }, (_, i) => `${run}-spool-${i}`)
+    await until(() => expected.every(id => collector.messageIds().has(id)), 'the spooled records')
   })
 
   test('relay, in process: usage errors name what is missing; stopped, it reports what it delivered', async () => {

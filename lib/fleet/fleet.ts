@@ -95,6 +95,8 @@ export class Fleet {
   #adds: string[] = []
   #pendingAdds = 0
   #addsInFlight: Array<Promise<void>> = []
+  /** Payloads of the XADDs sent and not yet answered: Redis may or may not have them. */
+  readonly #unanswered = new Set<string[]>()
   #acks: string[] = []
   #kicked = false
   /** Entries held: a location (what the item carries, -2 and down) to its entry id. */
@@ -137,6 +139,17 @@ export class Fleet {
   /** Whether records or acknowledgements are on their way to Redis. */
   get writing (): boolean {
     return this.#adds.length + this.#pendingAdds + this.#acks.length > 0
+  }
+
+  /**
+   * For an exit that cannot wait: the records not known to be in the stream, taken out of the queue. `queued`
+   * were never sent. `unanswered` were written to Redis's socket, which Redis still reads after the exit; kept
+   * elsewhere too, one may arrive twice, and Koala drops the repeat.
+   */
+  takeUnconfirmed (): { queued: string[], unanswered: string[] } {
+    const unanswered = [...this.#unanswered].flat()
+    this.#unanswered.clear()
+    return { queued: this.#adds.splice(0), unanswered }
   }
 
   /** Sends the records queued and waits for every XADD's answer (those refused come back through `fallback`). */
@@ -268,6 +281,7 @@ export class Fleet {
 
   async #sendAdds (payloads: string[]): Promise<void> {
     this.#pendingAdds += payloads.length
+    this.#unanswered.add(payloads)
     let failed: string[] = payloads
     try {
       const p = this.#cmd.pipeline()
@@ -279,6 +293,7 @@ export class Fleet {
       this.#failed('xadd', err)
     } finally {
       this.#pendingAdds -= payloads.length
+      this.#unanswered.delete(payloads)
     }
     this.#stats.produced += payloads.length - failed.length
     if (failed.length !== 0) {

@@ -132,8 +132,9 @@ export class Tracker {
         if (this.#state === 'open' && (this.#budget.items > 0 || this.#fleet?.writing === true) && this.#opts.sendOnExit) void this.close()
       },
       exiting: (how) => {
+        const stranded = this.#keepStranded()
         this.#spool?.writeQueuedSync()
-        this.#reportExit(how)
+        this.#reportExit(how, stranded)
       }
     })
   }
@@ -400,10 +401,23 @@ export class Tracker {
     this.#safeOnError(error)
   }
 
-  /** Said once, when the process ends with items still held: they are lost. */
-  #reportExit (how: string): void {
+  /**
+   * At an exit that cannot wait, the records on their way to the fleet's stream go to the spool, if there is
+   * one, to be written with the rest. Returns how many never left this process and are not spooled.
+   */
+  #keepStranded (): number {
+    if (this.#fleet === undefined) return 0
+    const { queued, unanswered } = this.#fleet.takeUnconfirmed()
+    const spool = this.#spool
+    if (spool === undefined) return queued.length
+    for (const record of unanswered) spool.append('', record, Buffer.byteLength(record), false)
+    return queued.filter(record => spool.append('', record, Buffer.byteLength(record), false) < 0).length
+  }
+
+  /** Said once, when the process ends with items still held (`stranded`: on their way to the fleet's stream, not spooled). */
+  #reportExit (how: string, stranded = 0): void {
     const spool = this.#spool?.stats()
-    const items = this.#budget.items + (spool?.backlogItems ?? 0)
+    const items = this.#budget.items + (spool?.backlogItems ?? 0) + stranded
     if (items === 0 || this.#exitReported) return
     this.#exitReported = true
     const hint = this.#opts.sendOnExit ? 'call close() before exiting (or use gracefulShutdown)' : 'sendOnExit is off'
