@@ -6,7 +6,7 @@ import { startCollector, type Collector, type Fault } from '../lib/collector'
 import { createTracker, type Tracker } from '../lib/tracker/tracker'
 import type { TrackerOptions } from '../lib/tracker/options'
 import { EXIT, main, type CliIo } from '../lib/cli/cli'
-import { FIXTURES, ROOT, startNode, type Child, type ChildResult } from './helpers/child'
+import { FIXTURES, ROOT, startNode, type Child } from './helpers/child'
 import { hasRedis, startRedis, type RedisServer } from './helpers/redis'
 import { freePort, memoryLogger, person } from './helpers/setup'
 
@@ -205,24 +205,34 @@ describeRedis('fleet mode', () => {
     expect((JSON.parse(survivor.stdout.split('closed ')[1]) as { redis: { claimed: number } }).redis.claimed).toBeGreaterThan(0)
   })
 
-  test('process.exit() right after calls: the records that never reached Redis are reported lost, or, beside a spool, written there for the next tracker', async () => {
-    const stream = `exit:${person()}`
+  test('process.exit() right after calls: the records that never reached Redis are reported lost', async () => {
     const run = `x${Date.now()}`
-    const exitAfter40Calls = async (extra: Record<string, string>): Promise<ChildResult> => await startNode([join(FIXTURES, 'fleet-process.cjs')], {
-      env: { KOALA_BASE_URL: collector.url, REDIS_URL: redis.url, KOALA_ALLOW_UNKNOWN_ENV: '', ROLE: 'exit', STREAM: stream, COUNT: '40', ...extra },
+    const child = startNode([join(FIXTURES, 'fleet-process.cjs')], {
+      env: { KOALA_BASE_URL: collector.url, REDIS_URL: redis.url, KOALA_ALLOW_UNKNOWN_ENV: '', ROLE: 'exit', STREAM: `exit:${person()}`, COUNT: '40', RUN: run },
       guardMs: 30_000
-    }).exited
-    const bare = await exitAfter40Calls({ RUN: `${run}-bare` })
-    expect(bare.code).toBe(0)
+    })
+    const exited = await child.exited
+    expect(exited.code).toBe(0)
     // The first 20 XADDs were written to Redis's socket before the exit; the last 20 never left the process.
-    expect(bare.stderr).toContain('exiting (process.exit(0)) with 20 items undelivered; they are lost')
+    expect(exited.stderr).toContain('exiting (process.exit(0)) with 20 items undelivered; they are lost')
+  })
 
+  test('beside a spool, the records on their way to Redis at an exit are written to it, and delivered from there (the exit event, in process)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'koala-fleet-exit-'))
-    const spooled = await exitAfter40Calls({ RUN: `${run}-spool`, SPOOL_DIR: dir })
-    expect(spooled.code).toBe(0)
-    expect(spooled.stderr).toContain(`with 40 items undelivered; those written to the spool are sent by the next tracker started on ${dir}`)
+    const logger = memoryLogger()
+    const t = make({ redis: { url: redis.url, stream: `exit:${person()}`, consume: false }, spool: { dir }, logger })
+    await connected(t)
+    const pid = person()
+    for (let i = 0; i < 20; i++) t.track({ profile_id: pid, event: 'e', message_id: `spooled-exit-${i}` })
+    // The fleet's turn sends these 20 XADDs; their answers cannot come before the next 20 calls and the exit.
+    await new Promise(resolve => setImmediate(resolve))
+    for (let i = 20; i < 40; i++) t.track({ profile_id: pid, event: 'e', message_id: `spooled-exit-${i}` })
+    process.emit('exit', 0)
+    expect(logger.lines.some(l => /exiting \(process.exit\(0\)\) with 40 items undelivered; those written to the spool are sent by the next tracker/.test(l.msg ?? ''))).toBe(true)
+    // In a real exit the process ends here; this one closes, and the next tracker on the directory delivers.
+    await t.close()
     make({ redis: undefined, spool: { dir } })
-    const expected = Array.from({ length: 40 }, (_, i) => `${run}-spool-${i}`)
+    const expected = Array.from({ length: 40 }, (_, i) => `spooled-exit-${i}`)
     await until(() => expected.every(id => collector.messageIds().has(id)), 'the spooled records')
   })
 
