@@ -94,9 +94,8 @@ export class Fleet {
   readonly #name = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
   #adds: string[] = []
   #pendingAdds = 0
-  #addsInFlight: Array<Promise<void>> = []
-  /** Payloads of the XADDs sent and not yet answered: Redis may or may not have them. */
-  readonly #unanswered = new Set<string[]>()
+  /** XADDs sent and not yet answered, with their records (Redis may or may not have them). */
+  readonly #addsInFlight = new Map<Promise<void>, string[]>()
   #acks: string[] = []
   #kicked = false
   /** Entries held: a location (what the item carries, -2 and down) to its entry id. */
@@ -147,8 +146,8 @@ export class Fleet {
    * elsewhere too, one may arrive twice, and Koala drops the repeat.
    */
   takeUnconfirmed (): { queued: string[], unanswered: string[] } {
-    const unanswered = [...this.#unanswered].flat()
-    this.#unanswered.clear()
+    const unanswered = [...this.#addsInFlight.values()].flat()
+    this.#addsInFlight.clear()
     return { queued: this.#adds.splice(0), unanswered }
   }
 
@@ -158,7 +157,7 @@ export class Fleet {
     try {
       do await this.#flush()
       while (this.#adds.length !== 0)
-      await Promise.all(this.#addsInFlight)
+      await Promise.all(this.#addsInFlight.keys())
     } finally {
       if (!this.#closed) this.#keepAlive(false)
     }
@@ -231,7 +230,7 @@ export class Fleet {
     if (this.#janitor !== undefined) this.#clock.clearTimeout(this.#janitor)
     this.#wakeReader?.()
     await this.#flush()
-    await Promise.all(this.#addsInFlight)
+    await Promise.all(this.#addsInFlight.keys())
     this.#block?.disconnect()
     await this.#reader
     if (this.#cmd.status === 'ready') await this.#cmd.quit().catch(() => this.#cmd.disconnect())
@@ -271,8 +270,8 @@ export class Fleet {
     const work: Array<Promise<void>> = []
     if (adds.length !== 0) {
       const p = this.#sendAdds(adds)
-      this.#addsInFlight.push(p)
-      void p.finally(() => { this.#addsInFlight = this.#addsInFlight.filter(x => x !== p) })
+      this.#addsInFlight.set(p, adds)
+      void p.finally(() => this.#addsInFlight.delete(p))
       work.push(p)
     }
     if (acks.length !== 0) work.push(this.#sendAcks(acks))
@@ -281,7 +280,6 @@ export class Fleet {
 
   async #sendAdds (payloads: string[]): Promise<void> {
     this.#pendingAdds += payloads.length
-    this.#unanswered.add(payloads)
     let failed: string[] = payloads
     try {
       const p = this.#cmd.pipeline()
@@ -293,7 +291,6 @@ export class Fleet {
       this.#failed('xadd', err)
     } finally {
       this.#pendingAdds -= payloads.length
-      this.#unanswered.delete(payloads)
     }
     this.#stats.produced += payloads.length - failed.length
     if (failed.length !== 0) {

@@ -24,7 +24,6 @@ export interface TrackerEvents {
   spool: { kind: SpoolProblem, message: string }
 }
 
-
 export type EventName = keyof TrackerEvents
 export type Listener<E extends EventName> = (payload: TrackerEvents[E]) => void
 

@@ -132,9 +132,9 @@ export class Tracker {
         if (this.#state === 'open' && (this.#budget.items > 0 || this.#fleet?.writing === true) && this.#opts.sendOnExit) void this.close()
       },
       exiting: (how) => {
-        const stranded = this.#keepStranded()
+        this.#keepStranded()
         this.#spool?.writeQueuedSync()
-        this.#reportExit(how, stranded)
+        this.#reportExit(how)
       }
     })
   }
@@ -402,22 +402,20 @@ export class Tracker {
   }
 
   /**
-   * At an exit that cannot wait, the records on their way to the fleet's stream go to the spool, if there is
-   * one, to be written with the rest. Returns how many never left this process and are not spooled.
+   * At an exit that cannot wait, the records on their way to the fleet's stream take the path of those Redis
+   * refused: to the spool, to be written with the rest, or else into memory, where the exit report counts them.
+   * Those already written to Redis's socket reach it after the exit too: they are kept again only on disk.
    */
-  #keepStranded (): number {
-    if (this.#fleet === undefined) return 0
+  #keepStranded (): void {
+    if (this.#fleet === undefined) return
     const { queued, unanswered } = this.#fleet.takeUnconfirmed()
-    const spool = this.#spool
-    if (spool === undefined) return queued.length
-    for (const record of unanswered) spool.append('', record, Buffer.byteLength(record), false)
-    return queued.filter(record => spool.append('', record, Buffer.byteLength(record), false) < 0).length
+    for (const record of this.#spool === undefined ? queued : [...queued, ...unanswered]) this.#fallBack(record)
   }
 
-  /** Said once, when the process ends with items still held (`stranded`: on their way to the fleet's stream, not spooled). */
-  #reportExit (how: string, stranded = 0): void {
+  /** Said once, when the process ends with items still held: they are lost, unless the spool has them. */
+  #reportExit (how: string): void {
     const spool = this.#spool?.stats()
-    const items = this.#budget.items + (spool?.backlogItems ?? 0) + stranded
+    const items = this.#budget.items + (spool?.backlogItems ?? 0)
     if (items === 0 || this.#exitReported) return
     this.#exitReported = true
     const hint = this.#opts.sendOnExit ? 'call close() before exiting (or use gracefulShutdown)' : 'sendOnExit is off'
